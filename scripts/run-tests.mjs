@@ -34,7 +34,10 @@ let files = explicit;
 if (files.length === 0) {
   const packages = readdirSync(join(root, 'packages')).map((p) => join(root, 'packages', p, 'test'));
   const dirs = unitOnly ? packages : [...packages, join(root, 'test')];
-  files = dirs.flatMap(findTests).map((f) => relative(root, f)).sort();
+  files = dirs
+    .flatMap(findTests)
+    .map((f) => relative(root, f))
+    .sort();
 }
 if (files.length === 0) {
   process.stderr.write('no test files found\n');
