@@ -1,1 +1,40 @@
-export {};
+/**
+ * @drp/core: registry cache middleware on plain Node http request/response objects.
+ *
+ *   const cache = await createRegistryCache({ cacheDir: '/var/cache/drp' });
+ *   server.on('request', (req, res) => cache.handle(req, res, { host: 'ghcr.io', port: 443 }));
+ */
+export {
+  DrpError,
+  type DrpErrorCode,
+  ERROR_CODES,
+  isDrpError,
+  type OciErrorCode,
+  ociErrorBody,
+} from './api/errors.js';
+export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER } from './api/respond.js';
+export { isValidName, isValidTag, parseDigest, parseRoute, type Route, type RouteKind } from './api/route.js';
+export { createRegistryCache, type RegistryCache, type TargetResolver } from './cache.js';
+export {
+  type BlobEvent,
+  type CacheEventMap,
+  type CacheEventName,
+  CacheEvents,
+  type CacheStatus,
+  CHANNEL_PREFIX,
+  type RequestOutcome,
+  type RequestType,
+} from './events.js';
+export {
+  DEFAULTS,
+  type DurationOption,
+  type ManifestCacheOptions,
+  type RegistryCacheOptions,
+  type RegistryCredential,
+  type ResolvedOptions,
+  resolveOptions,
+  type SizeOption,
+  type UpstreamOptions,
+} from './options.js';
+export { parseDuration, parseSize } from './units.js';
+export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';

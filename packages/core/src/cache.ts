@@ -1,0 +1,201 @@
+/**
+ * `createRegistryCache()`: one cache instance owning its store, upstream client, events and
+ * in-flight transfers. `handle()` names a request with the route grammar and hands it to the
+ * one handler for its kind.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DrpError } from './api/errors.js';
+import { sendError } from './api/respond.js';
+import { parseRoute, type Route } from './api/route.js';
+import type { OutcomeDraft, RequestContext } from './context.js';
+import { CacheEvents, type RequestOutcome, type RequestType } from './events.js';
+import { passthrough } from './middleware/passthrough.js';
+import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import type { Services } from './services.js';
+import { UpstreamClient } from './upstream/client.js';
+import { Credentials } from './upstream/credentials.js';
+import { targetKey, type UpstreamTarget } from './upstream/target.js';
+
+export type Handler = (ctx: RequestContext, services: Services) => Promise<void>;
+
+/** Resolves which registry a request is for; `undefined` lets a middleware call `next()`. */
+export type TargetResolver = (req: IncomingMessage) => UpstreamTarget | undefined;
+
+export interface RegistryCache {
+  /** The validated, frozen options this cache runs with. */
+  readonly options: ResolvedOptions;
+  /** Hit, miss, store, evict, stale and per-request events (also on diagnostics_channel). */
+  readonly events: CacheEvents;
+  /**
+   * Serves one registry API request for `target`. Resolves when the response has finished or
+   * the client has gone; never rejects (failures become OCI error responses).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget): Promise<RequestOutcome>;
+  /** A connect/express-style middleware: requests the resolver names are served, others `next()`. */
+  middleware(
+    resolve: TargetResolver,
+  ): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+  /** Stops background work and frees upstream connections. In-flight fills are abandoned. */
+  close(): Promise<void>;
+}
+
+const PUSH_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function requestTypeOf(route: Route, method: string): RequestType {
+  switch (route.kind) {
+    case 'blob':
+      return PUSH_METHODS.has(method) ? 'upload' : 'blob-by-digest';
+    case 'manifest':
+      if (PUSH_METHODS.has(method)) return 'upload';
+      return route.digest ? 'manifest-by-digest' : 'manifest-uncached';
+    case 'upload-start':
+    case 'upload':
+      return 'upload';
+    case 'ping':
+    case 'tags':
+    case 'referrers':
+    case 'catalog':
+      return route.kind;
+    default:
+      return 'other';
+  }
+}
+
+function pickHandler(route: Route, method: string, services: Services): Handler {
+  const isWrite = PUSH_METHODS.has(method);
+  const isRegistryWrite = isWrite && route.kind !== 'other';
+  if (isRegistryWrite && !services.options.allowPush) return refusePush;
+  return passthrough;
+}
+
+async function refusePush(ctx: RequestContext): Promise<void> {
+  ctx.outcome.cacheStatus = 'BYPASS';
+  sendError(
+    ctx,
+    new DrpError('DRP_PUSH_DISABLED', 'push is disabled on this proxy (set ALLOW_PUSH=true to allow it)'),
+  );
+}
+
+export async function createRegistryCache(options: RegistryCacheOptions): Promise<RegistryCache> {
+  const resolved = resolveOptions(options);
+  const events = new CacheEvents(randomUUID());
+  const upstream = new UpstreamClient(resolved.upstream);
+  const services: Services = {
+    options: resolved,
+    upstream,
+    credentials: new Credentials(resolved.credentials),
+    events,
+  };
+
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: UpstreamTarget,
+  ): Promise<RequestOutcome> {
+    const startedAt = performance.now();
+    const method = (req.method ?? 'GET').toUpperCase();
+    const rawUrl = req.url ?? '/';
+    const queryAt = rawUrl.indexOf('?');
+    const pathname = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+    const outcome: OutcomeDraft = {
+      requestType: 'other',
+      cacheStatus: 'BYPASS',
+      upstreamMs: undefined,
+      error: undefined,
+    };
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) gone.abort();
+    };
+    res.once('close', onClose);
+    const bytes = countBodyBytes(res);
+    const registry = targetKey(target);
+
+    let route: Route = { kind: 'other' };
+    const ctx: RequestContext = {
+      req,
+      res,
+      target,
+      registry,
+      method,
+      pathname,
+      pathAndQuery: rawUrl.startsWith('/') ? rawUrl : `/${rawUrl}`,
+      get route() {
+        return route;
+      },
+      startedAt,
+      clientGone: gone.signal,
+      outcome,
+    };
+
+    try {
+      route = parseRoute(pathname);
+      outcome.requestType = requestTypeOf(route, method);
+      await pickHandler(route, method, services)(ctx, services);
+    } catch (error) {
+      sendError(ctx, error);
+    }
+    if (!res.writableFinished && !res.destroyed) {
+      await new Promise<void>((resolve) => res.once('close', resolve));
+    }
+    res.off('close', onClose);
+
+    const result: RequestOutcome = {
+      method,
+      registry,
+      path: pathname,
+      requestType: outcome.requestType,
+      cacheStatus: outcome.cacheStatus,
+      status: res.statusCode,
+      bytes: bytes(),
+      upstreamMs: outcome.upstreamMs === undefined ? undefined : Math.round(outcome.upstreamMs),
+      totalMs: Math.round(performance.now() - startedAt),
+      error: outcome.error,
+      aborted: !res.writableFinished,
+    };
+    events.publish('request', result);
+    return result;
+  }
+
+  return {
+    options: resolved,
+    events,
+    handle,
+    middleware(resolve) {
+      return (req, res, next) => {
+        const target = resolve(req);
+        if (!target) {
+          if (next) next();
+          else {
+            res.statusCode = 404;
+            res.end();
+          }
+          return;
+        }
+        void handle(req, res, target);
+      };
+    },
+    async close() {
+      upstream.close();
+    },
+  };
+}
+
+/** Counts body bytes written to the client, for the access log. */
+function countBodyBytes(res: ServerResponse): () => number {
+  let total = 0;
+  const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  const end = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => ServerResponse;
+  const size = (chunk: unknown) =>
+    typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.byteLength : 0;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    total += size(chunk);
+    return write(chunk, ...rest);
+  }) as typeof res.write;
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (typeof chunk !== 'function') total += size(chunk);
+    return end(chunk, ...rest);
+  }) as typeof res.end;
+  return () => total;
+}

@@ -1,0 +1,37 @@
+/**
+ * Forwards a request upstream and its response back, byte for byte and uncached: `/v2/` pings,
+ * tag lists, referrers, token endpoints and anything drp does not recognise. Bodies stream
+ * both ways with backpressure; redirects go back to the client untouched.
+ */
+import { pipeline } from 'node:stream/promises';
+import { sendError, writeHead } from '../api/respond.js';
+import type { RequestContext } from '../context.js';
+import type { Services } from '../services.js';
+import { endToEndHeaders } from '../upstream/headers.js';
+
+export async function passthrough(ctx: RequestContext, services: Services): Promise<void> {
+  ctx.outcome.cacheStatus = 'BYPASS';
+  const hasBody =
+    ctx.req.headers['content-length'] !== undefined || ctx.req.headers['transfer-encoding'] !== undefined;
+  let response: Awaited<ReturnType<Services['upstream']['request']>>;
+  try {
+    response = await services.upstream.request(ctx.target, {
+      method: ctx.method,
+      path: ctx.pathAndQuery,
+      headers: services.credentials.apply(ctx.target, endToEndHeaders(ctx.req.headers)),
+      followRedirects: false,
+      ...(hasBody ? { body: ctx.req, readTimeout: false } : {}),
+    });
+  } catch (error) {
+    sendError(ctx, error);
+    return;
+  }
+  ctx.outcome.upstreamMs = response.headersMs;
+  writeHead(ctx, response.status, endToEndHeaders(response.headers));
+  try {
+    await pipeline(response.body, ctx.res);
+  } catch (error) {
+    response.abort();
+    sendError(ctx, error);
+  }
+}

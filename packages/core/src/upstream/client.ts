@@ -1,0 +1,186 @@
+/**
+ * The one way drp talks to upstream registries and their CDNs: byte-exact (no decompression),
+ * explicit connect / response / idle-read timeouts but no cap on a whole transfer, keep-alive,
+ * redirects of every kind followed for GET and HEAD (credentials never cross to another host:
+ * got strips `authorization` on a cross-origin hop), mapped addresses and extra CAs.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import createDebug from 'debug';
+import got, { type Got, type Request as GotRequest, type PlainResponse } from 'got';
+import { DrpError } from '../api/errors.js';
+import type { ResolvedUpstream } from '../options.js';
+import { createAgents, type UpstreamAgents } from './agents.js';
+import { targetOrigin, type UpstreamTarget } from './target.js';
+
+const debug = createDebug('drp:upstream');
+
+/** Request headers as drp sends them upstream. */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Origin-form path and query, e.g. `/v2/library/alpine/blobs/sha256:...`. */
+  readonly path: string;
+  readonly headers?: HeaderMap;
+  /** Streamed request body (uploads). Never buffered. */
+  readonly body?: Readable;
+  /** Follow redirects. Default: true for GET and HEAD, false otherwise. */
+  readonly followRedirects?: boolean;
+  /** Apply the idle read timeout. Default true; uploads turn it off (the client sets the pace). */
+  readonly readTimeout?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** The response body. Errors while reading it are DrpErrors too. */
+  readonly body: Readable;
+  /** Final host after redirects (no query string: signed URLs must not leak into logs). */
+  readonly finalHost: string;
+  readonly redirects: number;
+  /** Milliseconds from the request until the response headers. */
+  readonly headersMs: number;
+  /** Stops the transfer and frees the connection. */
+  abort(): void;
+}
+
+export class UpstreamClient {
+  readonly #got: Got;
+  readonly #agents: UpstreamAgents;
+  readonly #options: ResolvedUpstream;
+
+  constructor(options: ResolvedUpstream) {
+    this.#options = options;
+    this.#agents = createAgents(options);
+    this.#got = got.extend({
+      agent: { http: this.#agents.http, https: this.#agents.https },
+      decompress: false,
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      http2: false,
+      ...(options.ipFamily ? { dnsLookupIpVersion: options.ipFamily } : {}),
+      https: { rejectUnauthorized: options.verifyTls },
+      // got adds its own user-agent unless told not to; registries see the client's.
+      headers: { 'user-agent': undefined },
+    });
+  }
+
+  /** Sends a request; resolves when response headers arrive, rejects with a DrpError before that. */
+  request(target: UpstreamTarget, request: UpstreamRequest): Promise<UpstreamResponse> {
+    const method = request.method.toUpperCase();
+    const follow = request.followRedirects ?? (method === 'GET' || method === 'HEAD');
+    const url = `${targetOrigin(target)}${request.path}`;
+    const started = performance.now();
+    const timeouts = this.#options;
+    const stream: GotRequest = this.#got.stream(url, {
+      method: method as 'GET',
+      headers: request.headers ?? {},
+      followRedirect: follow,
+      maxRedirects: this.#options.maxRedirects,
+      timeout: {
+        lookup: timeouts.connectTimeoutMs,
+        connect: timeouts.connectTimeoutMs,
+        secureConnect: timeouts.connectTimeoutMs,
+        response: timeouts.responseTimeoutMs,
+        ...(request.readTimeout === false ? {} : { socket: timeouts.readTimeoutMs }),
+      },
+      ...(request.body ? { body: request.body } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    // got only ends a stream request by itself for methods that never carry a body.
+    if (!request.body && !['GET', 'HEAD', 'OPTIONS', 'DELETE'].includes(method)) stream.end();
+
+    let redirects = 0;
+    stream.on('redirect', () => {
+      redirects += 1;
+    });
+
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => reject(toDrpError(error, target));
+      stream.once('error', onError);
+      stream.once('response', (response: PlainResponse) => {
+        stream.off('error', onError);
+        const finalHost = new URL(response.url).host;
+        const headersMs = performance.now() - started;
+        debug(
+          '%s %s%s -> %d in %dms (%d redirects)',
+          method,
+          target.host,
+          request.path,
+          response.statusCode,
+          Math.round(headersMs),
+          redirects,
+        );
+        resolve({
+          status: response.statusCode,
+          headers: response.headers,
+          body: mapBodyErrors(stream, target),
+          finalHost,
+          redirects,
+          headersMs,
+          abort: () => stream.destroy(),
+        });
+      });
+    });
+  }
+
+  close(): void {
+    this.#agents.destroy();
+  }
+}
+
+/** Rewrites errors emitted while the body streams, so consumers only ever see DrpErrors. */
+function mapBodyErrors(stream: GotRequest, target: UpstreamTarget): Readable {
+  const emit = stream.emit.bind(stream);
+  stream.emit = ((event: string | symbol, ...args: unknown[]) => {
+    if (event === 'error' && args[0] instanceof Error && !(args[0] instanceof DrpError)) {
+      return emit('error', toDrpError(args[0], target));
+    }
+    return emit(event, ...args);
+  }) as typeof stream.emit;
+  return stream;
+}
+
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+/** Maps a transport error onto a stable drp code. Messages name the host, never credentials. */
+export function toDrpError(error: Error, target: UpstreamTarget): DrpError {
+  if (error instanceof DrpError) return error;
+  const code = (error as { code?: string }).code ?? '';
+  const where = `${target.host}:${target.port}`;
+  if (error.name === 'TimeoutError' || code === 'ETIMEDOUT') {
+    return new DrpError('DRP_UPSTREAM_TIMEOUT', `upstream ${where} timed out`, { cause: error });
+  }
+  if (error.name === 'MaxRedirectsError' || code === 'ERR_TOO_MANY_REDIRECTS') {
+    return new DrpError('DRP_TOO_MANY_REDIRECTS', `upstream ${where} redirected too many times`, {
+      cause: error,
+    });
+  }
+  if (TLS_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) {
+    return new DrpError('DRP_UPSTREAM_TLS', `TLS to upstream ${where} failed: ${code}`, { cause: error });
+  }
+  if (error.name === 'ReadError' || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return new DrpError('DRP_UPSTREAM_TRUNCATED', `upstream ${where} closed the connection early`, {
+      cause: error,
+    });
+  }
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) {
+    return new DrpError('DRP_UPSTREAM_UNREACHABLE', `upstream ${where} unreachable: ${code}`, {
+      cause: error,
+    });
+  }
+  return new DrpError('DRP_UPSTREAM_PROTOCOL', `upstream ${where} failed: ${code || error.message}`, {
+    cause: error,
+  });
+}
