@@ -27,8 +27,8 @@ export type RegistryEndpoint = string | { hostPort: string; certDir?: string };
 
 /** An image in an OCI layout (from createImage/createIndex). Indexes are pushed with --all. */
 export interface PushableImage {
-  layoutDir: string;
-  ref: string;
+  /** skopeo source reference, e.g. `oci:<layoutDir>:<ref>`. */
+  source: string;
   children?: unknown[];
 }
 
@@ -55,7 +55,7 @@ function endpointOf(target: RegistryEndpoint): { hostPort: string; certDir?: str
   return typeof target === 'string' ? { hostPort: target } : target;
 }
 
-/** skopeo copy oci:LAYOUT:REF docker://HOST:PORT/repoRef */
+/** skopeo copy oci:LAYOUT:REF (image.source) docker://HOST:PORT/repoRef */
 export async function pushImage(
   image: PushableImage,
   target: RegistryEndpoint,
@@ -71,7 +71,7 @@ export async function pushImage(
   if (certDir) args.push('--dest-cert-dir', certDir);
   const creds = credsArg(opts.creds);
   args.push(...(creds ? ['--dest-creds', creds] : ['--dest-no-creds']));
-  args.push(`oci:${image.layoutDir}:${image.ref}`, `docker://${reference}`);
+  args.push(image.source, `docker://${reference}`);
   return { ...(await skopeo(args, opts)), reference };
 }
 

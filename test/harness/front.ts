@@ -4,11 +4,12 @@
 //    byte for byte, unless onRequest answers itself or edits what is forwarded (status,
 //    headers, truncated/corrupted/stalled body). Both record every request in a counter.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Agent, createServer, request as httpsRequest, type Server } from 'node:https';
+import { Agent, createServer, type Server, request as upstreamRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { TestCA } from './ca.ts';
 import { RequestCounter } from './counter.ts';
+import { type HttpsRequestOptions, type HttpsResponse, httpsRequest } from './http.ts';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -31,6 +32,8 @@ export interface HttpsServer {
   /** Every request, recorded when its response finished or was cut off. */
   counter: RequestCounter;
   server: Server;
+  /** An HTTPS request to this server (path like '/v2/'), trusting the test CA. */
+  request(path: string, opts?: HttpsRequestOptions): Promise<HttpsResponse>;
   /** Stops listening and destroys open connections (stalled responses included). Idempotent. */
   close(): Promise<void>;
 }
@@ -101,6 +104,8 @@ export async function startHttpsServer(
     certDir: ca.certDir,
     counter,
     server,
+    request: (path, reqOpts = {}) =>
+      httpsRequest(`https://127.0.0.1:${port}${path}`, { ca: ca.certPem, ...reqOpts }),
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -232,7 +237,7 @@ export async function startFront(ca: TestCA, opts: FrontOptions): Promise<Front>
         delete headers['transfer-encoding'];
         headers['content-length'] = Buffer.byteLength(o.body);
       }
-      const up = httpsRequest(
+      const up = upstreamRequest(
         {
           agent,
           host: target.hostname,

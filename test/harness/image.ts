@@ -51,6 +51,11 @@ export interface ImageInfo {
   layoutDir: string;
   /** The tag in the layout's index.json, for `oci:<layoutDir>:<ref>`. */
   ref: string;
+  /**
+   * What skopeo copies from: `oci:<layoutDir>:<ref>`, or for Docker-format images (which
+   * skopeo's oci: transport refuses) `dir:<layoutDir>/docker-<ref>`.
+   */
+  source: string;
   manifestDigest: string;
   /** The exact manifest bytes (their sha256 is manifestDigest). */
   manifest: Buffer;
@@ -65,6 +70,8 @@ export interface ImageInfo {
 export interface IndexInfo {
   layoutDir: string;
   ref: string;
+  /** skopeo source reference, as in ImageInfo. */
+  source: string;
   /** Digest of the image index / manifest list. */
   manifestDigest: string;
   /** Alias of manifestDigest. */
@@ -86,7 +93,10 @@ export interface ImageOptions {
   platform?: Platform;
   /** Tag in index.json (default "latest"). An existing entry with that tag is replaced. */
   tag?: string;
-  /** OCI media types (default) or Docker schema 2 ones. */
+  /**
+   * OCI media types (default) or Docker schema 2 ones. Docker images are also written as a
+   * skopeo `dir:` directory (see ImageInfo.source) and are not tagged in index.json.
+   */
   format?: 'oci' | 'docker';
   /** 'gzip' (default) or 'none' (plain tar layers; OCI format only). */
   compression?: 'gzip' | 'none';
@@ -307,6 +317,7 @@ async function buildImage(layoutDir: string, opts: ImageOptions): Promise<ImageI
   return {
     layoutDir,
     ref: opts.tag ?? 'latest',
+    source: `oci:${layoutDir}:${opts.tag ?? 'latest'}`,
     manifestDigest,
     manifest,
     mediaType,
@@ -320,6 +331,14 @@ async function buildImage(layoutDir: string, opts: ImageOptions): Promise<ImageI
 /** Writes a single-platform image into the OCI layout at `layoutDir` (created or extended). */
 export async function createImage(layoutDir: string, opts: ImageOptions): Promise<ImageInfo> {
   const image = await buildImage(layoutDir, opts);
+  if (opts.format === 'docker') {
+    const dir = join(layoutDir, `docker-${image.ref}`);
+    await writeDirTransport(layoutDir, dir, image.manifest, [
+      image.config.digest,
+      ...image.layers.map((l) => l.digest),
+    ]);
+    return { ...image, source: `dir:${dir}` };
+  }
   await tagInLayout(
     layoutDir,
     {
@@ -331,6 +350,29 @@ export async function createImage(layoutDir: string, opts: ImageOptions): Promis
     image.ref,
   );
   return image;
+}
+
+/**
+ * skopeo's `dir:` transport: manifest.json, a version file, blobs named by their hex digest
+ * and, for a manifest list, each instance as `<hex>.manifest.json`. Blobs are hard links.
+ */
+async function writeDirTransport(
+  layoutDir: string,
+  dir: string,
+  manifest: Buffer,
+  blobs: string[],
+  instances: Buffer[] = [],
+): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'version'), 'Directory Transport Version: 1.1\n');
+  await writeFile(join(dir, 'manifest.json'), manifest);
+  for (const m of instances) await writeFile(join(dir, `${sha256(m).slice(7)}.manifest.json`), m);
+  for (const digest of new Set(blobs)) {
+    const from = blobPath(layoutDir, digest);
+    const to = join(dir, digest.slice(7));
+    await link(from, to).catch(() => copyFile(from, to));
+  }
 }
 
 export function platformTag(tag: string, p: Platform): string {
@@ -369,10 +411,25 @@ export async function createIndex(
     }),
   );
   const digest = await writeBlob(layoutDir, manifest);
-  await tagInLayout(layoutDir, { mediaType, digest, size: manifest.length }, tag);
+  let source = `oci:${layoutDir}:${tag}`;
+  if (opts.format === 'docker') {
+    const dir = join(layoutDir, `docker-${tag}`);
+    const blobs = children.flatMap((c) => [c.config.digest, ...c.layers.map((l) => l.digest)]);
+    await writeDirTransport(
+      layoutDir,
+      dir,
+      manifest,
+      blobs,
+      children.map((c) => c.manifest),
+    );
+    source = `dir:${dir}`;
+  } else {
+    await tagInLayout(layoutDir, { mediaType, digest, size: manifest.length }, tag);
+  }
   return {
     layoutDir,
     ref: tag,
+    source,
     manifestDigest: digest,
     digest,
     manifest,
