@@ -116,13 +116,17 @@ export class RequestCounter {
   }
 
   /**
-   * Resolves once nothing has been recorded for `quietMs` (default 100 ms). Call it after a
-   * client finishes: the registry logs a request only after it has sent the response.
+   * Resolves once nothing has been recorded for `quietMs` (default 100 ms, so it always takes
+   * at least that long). Call it after a client finishes and before asserting: the registry
+   * logs a request only after it has sent the response.
    */
   async settle(quietMs = 100, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    // Quiet is measured from the later of the last record and this call, so a log line
+    // still in flight when settle() is called gets its quietMs to arrive.
+    const calledAt = Date.now();
+    const deadline = calledAt + timeoutMs;
     for (;;) {
-      const idle = Date.now() - this.lastAt;
+      const idle = Date.now() - Math.max(this.lastAt, calledAt);
       if (idle >= quietMs) return;
       if (Date.now() > deadline) throw new Error(`requests still arriving after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, quietMs - idle + 1));

@@ -26,6 +26,8 @@ export interface HttpsServer {
   /** 'https://127.0.0.1:PORT' */
   url: string;
   names: string[];
+  /** `${names[0]}:PORT` (or 'localhost:PORT' without names): for clients that must not see a loopback address. */
+  namedHostPort: string;
   caCertPem: string;
   caCertPath: string;
   certDir: string;
@@ -42,9 +44,9 @@ export interface HttpsServer {
 export async function startHttpsServer(
   ca: TestCA,
   handler: RequestHandler,
-  opts: HttpsServerOptions = {},
+  opts: HttpsServerOptions | string[] = {},
 ): Promise<HttpsServer> {
-  const names = opts.names ?? [];
+  const names = (Array.isArray(opts) ? opts : opts.names) ?? [];
   const cert = await ca.issue(['localhost', '127.0.0.1', ...names]);
   const counter = new RequestCounter();
   const server = createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
@@ -99,6 +101,7 @@ export async function startHttpsServer(
     hostPort: `127.0.0.1:${port}`,
     url: `https://127.0.0.1:${port}`,
     names,
+    namedHostPort: `${names[0] ?? 'localhost'}:${port}`,
     caCertPem: ca.certPem,
     caCertPath: ca.certPath,
     certDir: ca.certDir,

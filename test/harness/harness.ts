@@ -49,7 +49,8 @@ export interface Harness {
   testCA(): Promise<TestCA>;
   startRegistry(opts?: RegistryOptions): Promise<Registry>;
   startFront(opts: FrontOptions): Promise<Front>;
-  startHttpsServer(handler: RequestHandler, opts?: HttpsServerOptions): Promise<HttpsServer>;
+  /** A fully fake HTTPS host; `opts` is { names } or just the names array. */
+  startHttpsServer(handler: RequestHandler, opts?: HttpsServerOptions | string[]): Promise<HttpsServer>;
   /** createImage into a new temp layout. */
   createImage(opts: ImageOptions): Promise<ImageInfo>;
   /** createIndex into a new temp layout. */

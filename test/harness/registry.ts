@@ -36,6 +36,8 @@ export interface Registry {
   url: string;
   /** Certificate SANs besides localhost and 127.0.0.1 (address the registry as `${names[0]}:${port}`). */
   names: string[];
+  /** `${names[0]}:PORT`, e.g. 'registry.test:41234' (or 'localhost:PORT' without names). */
+  namedHostPort: string;
   auth?: Credentials;
   caCertPem: string;
   caCertPath: string;
@@ -167,6 +169,7 @@ export async function startRegistry(dir: string, ca: TestCA, opts: RegistryOptio
       hostPort: `127.0.0.1:${port}`,
       url,
       names,
+      namedHostPort: `${names[0] ?? 'localhost'}:${port}`,
       auth: opts.auth,
       caCertPem: ca.certPem,
       caCertPath: ca.certPath,
