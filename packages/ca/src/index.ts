@@ -1,1 +1,21 @@
-export {};
+export {
+  type CaEvents,
+  type CaFiles,
+  type CaWarning,
+  type CertificateAuthority,
+  loadOrCreateCA,
+  rotateCA,
+} from './authority.js';
+export { CaError, type CaErrorCode, isCaError } from './errors.js';
+export type { IssuedCertificate, IssuedEvent } from './issuer.js';
+export { MAX_LEAF_DAYS } from './issuer.js';
+export {
+  CA_KEY_TYPES,
+  type CaKeyType,
+  LEAF_KEY_TYPES,
+  type LeafKeyType,
+  ORIGINAL_PASSPHRASE,
+} from './keys.js';
+export { type LeafName, parseLeafName } from './names.js';
+export type { CaOptions, RotateOptions } from './options.js';
+export { CERT_FILE_NAME, KEY_FILE_NAME } from './store.js';

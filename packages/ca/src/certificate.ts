@@ -1,0 +1,78 @@
+import { type KeyObject, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { CaError } from './errors.js';
+import { x509 } from './x509.js';
+
+/** A CA certificate that passed every check in validateCa(). */
+export interface ValidatedCa {
+  readonly cert: x509.X509Certificate;
+  readonly certPem: string;
+  readonly certDer: Buffer;
+  /** Further certificates after the first in a bring-your-own file (an intermediate's chain). */
+  readonly chainPem: string;
+  readonly fingerprint256: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly subject: string;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+export function splitPemCertificates(text: string): string[] {
+  return (text.match(PEM_CERT) ?? []).map((block) => `${block.trim()}\n`);
+}
+
+/**
+ * Checks that `certText` (PEM, first certificate = the signing CA) can sign leaves with `key`
+ * at time `now`. Each failure has its own code so an operator sees exactly what is wrong.
+ */
+export function validateCa(certText: string, key: KeyObject, now: Date, source: string): ValidatedCa {
+  const blocks = splitPemCertificates(certText);
+  const first = blocks[0];
+  if (!first) throw new CaError('CA_INVALID_CERT', `${source} contains no PEM certificate`);
+  let cert: x509.X509Certificate;
+  let nodeCert: NodeX509Certificate;
+  try {
+    nodeCert = new NodeX509Certificate(first);
+    cert = new x509.X509Certificate(first);
+  } catch (err) {
+    throw new CaError('CA_INVALID_CERT', `${source} is not a readable X.509 certificate`, { cause: err });
+  }
+  if (!nodeCert.ca) {
+    throw new CaError(
+      'CA_NOT_A_CA',
+      `${source} is not a CA certificate (basicConstraints CA:TRUE is missing): it cannot sign other certificates`,
+    );
+  }
+  const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
+  if (keyUsage && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    throw new CaError('CA_NOT_A_CA', `${source} has a keyUsage extension without keyCertSign`);
+  }
+  if (!nodeCert.checkPrivateKey(key)) {
+    throw new CaError(
+      'CA_KEY_MISMATCH',
+      `The CA key does not belong to the certificate ${source} (subject ${cert.subject})`,
+    );
+  }
+  if (cert.notAfter.getTime() <= now.getTime()) {
+    throw new CaError(
+      'CA_EXPIRED',
+      `The CA certificate ${source} expired on ${cert.notAfter.toISOString()}; rotate it (rotateCA / drp-server ca rotate)`,
+    );
+  }
+  if (cert.notBefore.getTime() > now.getTime()) {
+    throw new CaError(
+      'CA_NOT_YET_VALID',
+      `The CA certificate ${source} is not valid before ${cert.notBefore.toISOString()}; check the system clock`,
+    );
+  }
+  return {
+    cert,
+    certPem: first,
+    certDer: Buffer.from(nodeCert.raw),
+    chainPem: blocks.slice(1).join(''),
+    fingerprint256: nodeCert.fingerprint256,
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    subject: cert.subject,
+  };
+}

@@ -1,0 +1,69 @@
+import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { type CaKeyType, crypto, exportPrivateKeyPem, generateKeyPair } from './keys.js';
+import { x509 } from './x509.js';
+
+const DAY = 86_400_000;
+/** Backdating tolerates clients whose clocks run a little behind the proxy's. */
+export const BACKDATE_MS = 60 * 60 * 1000;
+
+export interface NewCa {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly key: KeyObject;
+}
+
+/**
+ * The original names its root "DockerMirrorBox CA Root <hostname -f> <YYYY.MM.DD HH:MM>",
+ * cut to 64 characters (the X.520 limit); drp keeps the shape so operators can tell CAs apart.
+ */
+export function defaultCommonName(now: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const date = `${now.getUTCFullYear()}.${p(now.getUTCMonth() + 1)}.${p(now.getUTCDate())} ${p(now.getUTCHours())}:${p(now.getUTCMinutes())}`;
+  return `drp CA Root ${hostname()} ${date}`.slice(0, 64);
+}
+
+export function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] ?? 0) & 0x7f; // positive INTEGER, no leading 0x00 byte needed
+  if (bytes[0] === 0) bytes[0] = 0x01;
+  return bytes.toString('hex');
+}
+
+export async function createCaCertificate(options: {
+  keyType: CaKeyType;
+  commonName: string;
+  validityDays: number;
+  now: Date;
+}): Promise<NewCa> {
+  const keys = await generateKeyPair(options.keyType);
+  const notBefore = new Date(options.now.getTime() - BACKDATE_MS);
+  const notAfter = new Date(options.now.getTime() + options.validityDays * DAY);
+  const name: x509.JsonName = [
+    { O: ['drp'] },
+    { OU: ['docker registry proxy'] },
+    { CN: [options.commonName] },
+  ];
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      serialNumber: randomSerial(),
+      name,
+      notBefore,
+      notAfter,
+      keys,
+      signingAlgorithm: keys.signingAlgorithm,
+      extensions: [
+        // pathLen 0: this CA signs leaves only, so a leaked leaf key can never act as a CA.
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+          true,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+      ],
+    },
+    crypto,
+  );
+  const keyPem = await exportPrivateKeyPem(keys.privateKey);
+  return { certPem: cert.toString('pem'), keyPem, key: createPrivateKey(keyPem) };
+}

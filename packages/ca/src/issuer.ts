@@ -1,0 +1,232 @@
+import { createSecureContext, type SecureContext } from 'node:tls';
+import createDebug from 'debug';
+import type { ValidatedCa } from './certificate.js';
+import { CaError } from './errors.js';
+import { BACKDATE_MS, randomSerial } from './generate.js';
+import {
+  crypto,
+  exportPrivateKeyPem,
+  exportSpki,
+  generateKeyPair,
+  keyIdentifier,
+  type LeafKeyType,
+  type SigningKey,
+} from './keys.js';
+import { type LeafName, parseLeafName } from './names.js';
+import { x509 } from './x509.js';
+
+const debug = createDebug('drp:ca');
+const DAY = 86_400_000;
+/** Browsers and Go clients accept longer, but the issue caps leaves at 90 days. */
+export const MAX_LEAF_DAYS = 90;
+/** Below this remaining lifetime a cached leaf is not served while a new one is being made. */
+const HARD_MARGIN_MS = 5 * 60 * 1000;
+
+export interface IssuedCertificate {
+  /** Canonical name: lower-case DNS name, dotted IPv4, or compressed IPv6 without brackets. */
+  readonly name: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly serialNumber: string;
+  readonly keyType: LeafKeyType;
+  /** When issue() starts making a replacement (two thirds into the lifetime). */
+  readonly renewAt: Date;
+}
+
+export interface IssuedEvent {
+  readonly name: string;
+  readonly notAfter: Date;
+  readonly serialNumber: string;
+  readonly durationMs: number;
+  /** true when this replaced a cached leaf that was due for renewal. */
+  readonly renewal: boolean;
+}
+
+export interface IssuerOptions {
+  readonly ca: ValidatedCa;
+  readonly signingKey: SigningKey;
+  readonly leafKeyType: LeafKeyType;
+  readonly leafValidityDays: number;
+  readonly maxCachedLeaves: number;
+  readonly now: () => Date;
+  readonly onIssued: (event: IssuedEvent) => void;
+}
+
+interface Entry {
+  current?: IssuedCertificate;
+  pending?: Promise<IssuedCertificate>;
+  context?: { leaf: IssuedCertificate; value: SecureContext };
+}
+
+/**
+ * Leaf certificates per name: cached (LRU-bounded), single-flight (concurrent requests for a
+ * name share one issuance) and renewed in the background once two thirds of the lifetime is
+ * spent, so a TLS handshake only ever waits on the very first issuance for a name.
+ */
+export class LeafIssuer {
+  readonly #o: IssuerOptions;
+  readonly #entries = new Map<string, Entry>();
+  // Built once: what every leaf shares. Rebuilding names and extensions per leaf costs
+  // ASN.1 work on the event loop for nothing.
+  readonly #issuerName: x509.Name;
+  readonly #staticExtensions: x509.Extension[];
+
+  constructor(options: IssuerOptions) {
+    this.#o = options;
+    this.#issuerName = options.ca.cert.subjectName;
+    const usages =
+      options.leafKeyType === 'rsa-2048'
+        ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
+        : x509.KeyUsageFlags.digitalSignature;
+    // The CA's own subjectKeyIdentifier when it has one (chain builders match on it), else derived.
+    const caKeyId =
+      options.ca.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ??
+      keyIdentifier(Buffer.from(options.ca.cert.publicKey.rawData));
+    this.#staticExtensions = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(usages, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.AuthorityKeyIdentifierExtension(caKeyId, false),
+    ];
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async issue(input: string): Promise<IssuedCertificate> {
+    const name = parseLeafName(input);
+    const now = this.#o.now().getTime();
+    let entry = this.#entries.get(name.name);
+    if (entry) {
+      // Map order is insertion order: re-inserting makes this the most recently used.
+      this.#entries.delete(name.name);
+      this.#entries.set(name.name, entry);
+    } else {
+      entry = {};
+      this.#entries.set(name.name, entry);
+      this.#evict();
+    }
+    const current = entry.current;
+    if (current && now < current.renewAt.getTime()) return current;
+    if (current && now < current.notAfter.getTime() - HARD_MARGIN_MS) {
+      // Still valid: serve it and renew in the background.
+      this.#start(name, entry).catch((err: unknown) =>
+        debug('background renewal of %s failed: %O', name.name, err),
+      );
+      return current;
+    }
+    return this.#start(name, entry);
+  }
+
+  async secureContext(input: string): Promise<SecureContext> {
+    const leaf = await this.issue(input);
+    const entry = this.#entries.get(leaf.name);
+    if (entry?.context?.leaf === leaf) return entry.context.value;
+    const chain = this.#o.ca.chainPem ? `${leaf.certPem}${this.#o.ca.chainPem}` : leaf.certPem;
+    const value = createSecureContext({ cert: chain, key: leaf.keyPem });
+    if (entry && entry.current === leaf) entry.context = { leaf, value };
+    return value;
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  #start(name: LeafName, entry: Entry): Promise<IssuedCertificate> {
+    if (entry.pending) return entry.pending;
+    const renewal = entry.current !== undefined;
+    const started = performance.now();
+    const pending = this.#create(name).then(
+      (leaf) => {
+        entry.current = leaf;
+        entry.pending = undefined;
+        this.#o.onIssued({
+          name: leaf.name,
+          notAfter: leaf.notAfter,
+          serialNumber: leaf.serialNumber,
+          durationMs: performance.now() - started,
+          renewal,
+        });
+        return leaf;
+      },
+      (err: unknown) => {
+        entry.pending = undefined;
+        if (!entry.current && this.#entries.get(name.name) === entry) this.#entries.delete(name.name);
+        throw err;
+      },
+    );
+    entry.pending = pending;
+    return pending;
+  }
+
+  #evict(): void {
+    while (this.#entries.size > this.#o.maxCachedLeaves) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done) return;
+      this.#entries.delete(oldest.value);
+    }
+  }
+
+  async #create(name: LeafName): Promise<IssuedCertificate> {
+    const { ca, signingKey } = this.#o;
+    const now = this.#o.now().getTime();
+    const caNotAfter = ca.notAfter.getTime();
+    if (caNotAfter <= now) {
+      throw new CaError(
+        'CA_EXPIRED',
+        `The CA expired on ${ca.notAfter.toISOString()}; no certificate can be issued`,
+      );
+    }
+    const notBefore = new Date(Math.max(now - BACKDATE_MS, ca.notBefore.getTime()));
+    const wanted = now + this.#o.leafValidityDays * DAY;
+    // Never past the CA's own expiry: a chain is only as valid as its shortest link.
+    const capped = wanted >= caNotAfter;
+    const notAfter = new Date(capped ? caNotAfter : wanted);
+    const lifetime = notAfter.getTime() - notBefore.getTime();
+    const renewAt = new Date(capped ? caNotAfter - HARD_MARGIN_MS : notBefore.getTime() + (lifetime * 2) / 3);
+
+    const keys = await generateKeyPair(this.#o.leafKeyType);
+    const spki = await exportSpki(keys.publicKey);
+    const serialNumber = randomSerial();
+    const cert = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber,
+        // CN is informational (clients match the SAN) and limited to 64 characters.
+        subject: [{ O: ['drp'] }, { CN: [name.name.length <= 64 ? name.name : 'drp leaf'] }],
+        issuer: this.#issuerName,
+        notBefore,
+        notAfter,
+        publicKey: spki,
+        signingKey: signingKey.privateKey,
+        signingAlgorithm: signingKey.signingAlgorithm,
+        extensions: [
+          ...this.#staticExtensions,
+          new x509.SubjectAlternativeNameExtension([
+            { type: name.kind === 'ip' ? 'ip' : 'dns', value: name.name },
+          ]),
+          new x509.SubjectKeyIdentifierExtension(keyIdentifier(spki), false),
+        ],
+      },
+      crypto,
+    );
+    const leaf: IssuedCertificate = {
+      name: name.name,
+      certPem: ensureNewline(cert.toString('pem')),
+      keyPem: await exportPrivateKeyPem(keys.privateKey),
+      notBefore,
+      notAfter,
+      serialNumber,
+      keyType: this.#o.leafKeyType,
+      renewAt,
+    };
+    debug('issued %s (%s) until %s', name.name, name.kind, notAfter.toISOString());
+    return leaf;
+  }
+}
+
+export function ensureNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
