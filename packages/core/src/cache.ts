@@ -10,9 +10,12 @@ import { sendError } from './api/respond.js';
 import { parseRoute, type Route } from './api/route.js';
 import type { OutcomeDraft, RequestContext } from './context.js';
 import { CacheEvents, type RequestOutcome, type RequestType } from './events.js';
+import { FlightTable } from './flight.js';
+import { blobs } from './middleware/blobs.js';
 import { passthrough } from './middleware/passthrough.js';
 import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import type { Services } from './services.js';
+import { BlobStore } from './store/blob-store.js';
 import { UpstreamClient } from './upstream/client.js';
 import { Credentials } from './upstream/credentials.js';
 import { targetKey, type UpstreamTarget } from './upstream/target.js';
@@ -36,8 +39,26 @@ export interface RegistryCache {
   middleware(
     resolve: TargetResolver,
   ): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+  /** Counters and store occupancy, for metrics. Cheap: no I/O. */
+  stats(): CacheStats;
   /** Stops background work and frees upstream connections. In-flight fills are abandoned. */
   close(): Promise<void>;
+}
+
+export interface CacheStats {
+  /** Blobs (and manifests by digest) in the store. */
+  readonly entries: number;
+  readonly bytes: number;
+  readonly maxBytes: number;
+  /** Requests served from the store / that needed upstream, since start. */
+  readonly hits: number;
+  readonly misses: number;
+  /** Blobs committed / removed since start. */
+  readonly stored: number;
+  readonly evicted: number;
+  /** Upstream blob fetches since start, and running now (several clients share one). */
+  readonly fills: number;
+  readonly activeFills: number;
 }
 
 const PUSH_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -66,6 +87,7 @@ function pickHandler(route: Route, method: string, services: Services): Handler 
   const isWrite = PUSH_METHODS.has(method);
   const isRegistryWrite = isWrite && route.kind !== 'other';
   if (isRegistryWrite && !services.options.allowPush) return refusePush;
+  if (route.kind === 'blob' && (method === 'GET' || method === 'HEAD')) return blobs;
   return passthrough;
 }
 
@@ -81,11 +103,28 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
   const resolved = resolveOptions(options);
   const events = new CacheEvents(randomUUID());
   const upstream = new UpstreamClient(resolved.upstream);
+  const blobStore = await BlobStore.open({
+    dir: resolved.cacheDir,
+    maxSizeBytes: resolved.maxSizeBytes,
+    inactiveMs: resolved.inactiveMs,
+    now: resolved.now,
+    events,
+  });
+  const flights = new FlightTable(blobStore, events);
+  const counters = { hits: 0, misses: 0 };
+  events.on('hit', () => {
+    counters.hits += 1;
+  });
+  events.on('miss', () => {
+    counters.misses += 1;
+  });
   const services: Services = {
     options: resolved,
     upstream,
     credentials: new Credentials(resolved.credentials),
     events,
+    blobs: blobStore,
+    flights,
   };
 
   async function handle(
@@ -176,8 +215,25 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
         void handle(req, res, target);
       };
     },
+    stats() {
+      const store = blobStore.stats();
+      const fills = flights.stats();
+      return {
+        entries: store.entries,
+        bytes: store.bytes,
+        maxBytes: store.maxBytes,
+        hits: counters.hits,
+        misses: counters.misses,
+        stored: store.stored,
+        evicted: store.evicted,
+        fills: fills.fills,
+        activeFills: fills.active,
+      };
+    },
     async close() {
+      flights.close();
       upstream.close();
+      await blobStore.close();
     },
   };
 }

@@ -14,7 +14,7 @@ export {
 } from './api/errors.js';
 export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER } from './api/respond.js';
 export { isValidName, isValidTag, parseDigest, parseRoute, type Route, type RouteKind } from './api/route.js';
-export { createRegistryCache, type RegistryCache, type TargetResolver } from './cache.js';
+export { type CacheStats, createRegistryCache, type RegistryCache, type TargetResolver } from './cache.js';
 export {
   type BlobEvent,
   type CacheEventMap,
@@ -25,6 +25,7 @@ export {
   type RequestOutcome,
   type RequestType,
 } from './events.js';
+export { type FlightStats, FlightTable } from './flight.js';
 export {
   DEFAULTS,
   type DurationOption,
@@ -36,5 +37,13 @@ export {
   type SizeOption,
   type UpstreamOptions,
 } from './options.js';
+export {
+  type BlobHandle,
+  type BlobMeta,
+  BlobStore,
+  type BlobStoreOptions,
+  type BlobStoreStats,
+  type StoredBlob,
+} from './store/blob-store.js';
 export { parseDuration, parseSize } from './units.js';
 export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';

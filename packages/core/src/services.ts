@@ -3,7 +3,9 @@
  * handed to each handler. No handler keeps state of its own outside this object.
  */
 import type { CacheEvents } from './events.js';
+import type { FlightTable } from './flight.js';
 import type { ResolvedOptions } from './options.js';
+import type { BlobStore } from './store/blob-store.js';
 import type { UpstreamClient } from './upstream/client.js';
 import type { Credentials } from './upstream/credentials.js';
 
@@ -12,4 +14,8 @@ export interface Services {
   readonly upstream: UpstreamClient;
   readonly credentials: Credentials;
   readonly events: CacheEvents;
+  /** The content-addressed store (blobs and manifests by digest), with LRU and size cap. */
+  readonly blobs: BlobStore;
+  /** Single-flight fills of uncached blobs, owned by this cache instance. */
+  readonly flights: FlightTable;
 }

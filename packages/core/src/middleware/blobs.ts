@@ -1,0 +1,241 @@
+/**
+ * `GET|HEAD /v2/<name>/blobs/<digest>`: served from the content-addressed store when present
+ * (no upstream request at all, Range and If-Range honoured), otherwise fetched once through a
+ * flight and streamed to every client that asked while it runs.
+ *
+ * A HEAD on a miss is forwarded as a HEAD (the blob is never downloaded for it). An upstream
+ * answer that is not the blob (401 with its challenge, 404, 429...) is relayed untouched and
+ * nothing is cached. Other methods on a blob path go through uncached.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import createDebug from 'debug';
+import { ociErrorBody } from '../api/errors.js';
+import { sendError, writeHead } from '../api/respond.js';
+import type { RequestContext } from '../context.js';
+import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
+import type { Services } from '../services.js';
+import type { BlobHandle } from '../store/blob-store.js';
+import type { HeaderMap, UpstreamResponse } from '../upstream/client.js';
+import { endToEndHeaders } from '../upstream/headers.js';
+import { passthrough } from './passthrough.js';
+
+const debug = createDebug('drp:blobs');
+
+/** Bytes per read when serving a cached blob. */
+const HIT_CHUNK = 512 * 1024;
+
+/** Request headers that must not reach upstream on a fill: it always fetches the whole blob. */
+const NOT_FOR_FILL = [
+  'range',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'accept-encoding',
+];
+
+/** Times a client whose flight was declined (e.g. the leader got a 401) tries again. */
+const JOIN_ATTEMPTS = 3;
+
+export async function blobs(ctx: RequestContext, services: Services): Promise<void> {
+  const digest = ctx.route.digest;
+  if (!digest || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) {
+    await passthrough(ctx, services);
+    return;
+  }
+  const handle = await services.blobs.open(digest);
+  if (handle) {
+    try {
+      await serveHit(ctx, services, handle);
+    } finally {
+      await handle.release();
+    }
+    return;
+  }
+  if (ctx.method === 'HEAD') {
+    await headMiss(ctx, services);
+    return;
+  }
+  await getMiss(ctx, services, digest);
+}
+
+function blobHeaders(digest: string, length: number | undefined): OutgoingHttpHeaders {
+  return {
+    'content-type': 'application/octet-stream',
+    ...(length === undefined ? {} : { 'content-length': length }),
+    'docker-content-digest': digest,
+    etag: blobEtag(digest),
+    'accept-ranges': 'bytes',
+    'docker-distribution-api-version': 'registry/2.0',
+  };
+}
+
+/** Writes the status line for a blob of `size` bytes and the chosen range; null when done. */
+function writeBlobHead(
+  ctx: RequestContext,
+  digest: string,
+  size: number,
+  range: RangeResult,
+): { start: number; end: number } | null {
+  if (range.kind === 'unsatisfiable') {
+    const body = ociErrorBody('BLOB_UNKNOWN', 'requested range not satisfiable');
+    ctx.outcome.error = 'DRP_RANGE_INVALID';
+    writeHead(ctx, 416, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'content-range': `bytes */${size}`,
+      'docker-distribution-api-version': 'registry/2.0',
+    });
+    ctx.res.end(ctx.method === 'HEAD' ? undefined : body);
+    return null;
+  }
+  if (range.kind === 'partial') {
+    writeHead(ctx, 206, {
+      ...blobHeaders(digest, range.end - range.start + 1),
+      'content-range': `bytes ${range.start}-${range.end}/${size}`,
+    });
+    return { start: range.start, end: range.end + 1 };
+  }
+  writeHead(ctx, 200, blobHeaders(digest, size));
+  return { start: 0, end: size };
+}
+
+async function serveHit(ctx: RequestContext, services: Services, blob: BlobHandle): Promise<void> {
+  ctx.outcome.cacheStatus = 'HIT';
+  services.events.publish('hit', {
+    kind: 'blob',
+    digest: blob.digest,
+    size: blob.size,
+    registry: ctx.registry,
+    ...(ctx.route.name ? { name: ctx.route.name } : {}),
+  });
+  const etag = blobEtag(blob.digest);
+  if (notModified(ctx.req.headers, etag)) {
+    writeHead(ctx, 304, { etag, 'docker-content-digest': blob.digest });
+    ctx.res.end();
+    return;
+  }
+  const span = writeBlobHead(ctx, blob.digest, blob.size, rangeFor(ctx.req.headers, blob.size, etag));
+  if (!span) return;
+  if (ctx.method === 'HEAD' || span.end === span.start) {
+    ctx.res.end();
+    return;
+  }
+  const stream = blob.file.createReadStream({
+    start: span.start,
+    end: span.end - 1,
+    highWaterMark: HIT_CHUNK,
+    autoClose: false,
+  });
+  await send(ctx, stream);
+}
+
+async function headMiss(ctx: RequestContext, services: Services): Promise<void> {
+  ctx.outcome.cacheStatus = 'MISS';
+  let response: UpstreamResponse;
+  try {
+    response = await services.upstream.request(ctx.target, {
+      method: 'HEAD',
+      path: ctx.pathAndQuery,
+      headers: services.credentials.apply(ctx.target, endToEndHeaders(ctx.req.headers)),
+      signal: ctx.clientGone,
+    });
+  } catch (error) {
+    sendError(ctx, error);
+    return;
+  }
+  await relay(ctx, response);
+}
+
+function fillHeaders(ctx: RequestContext, services: Services): HeaderMap {
+  const headers = endToEndHeaders(ctx.req.headers);
+  for (const name of NOT_FOR_FILL) delete headers[name];
+  // Byte-exact: a CDN must not compress what is hashed.
+  headers['accept-encoding'] = 'identity';
+  return services.credentials.apply(ctx.target, headers);
+}
+
+async function getMiss(ctx: RequestContext, services: Services, digest: string): Promise<void> {
+  ctx.outcome.cacheStatus = 'MISS';
+  const headers = fillHeaders(ctx, services);
+  const info = { registry: ctx.registry, ...(ctx.route.name ? { name: ctx.route.name } : {}) };
+  for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt += 1) {
+    const { flight, leader } = services.flights.join(
+      digest,
+      // The fill outlives this client: no clientGone signal here.
+      () => services.upstream.request(ctx.target, { method: 'GET', path: ctx.pathAndQuery, headers }),
+      info,
+    );
+    let start: Awaited<typeof flight.started>;
+    try {
+      start = await flight.started;
+    } catch (error) {
+      sendError(ctx, error);
+      return;
+    }
+    if (!start.streaming) {
+      if (leader) {
+        ctx.outcome.cacheStatus = 'BYPASS';
+        ctx.outcome.upstreamMs = start.response.headersMs;
+        await relay(ctx, start.response);
+        return;
+      }
+      // The leader's answer was for the leader's credentials: ask again with ours.
+      debug('%s: joined a declined fill; retrying', digest);
+      continue;
+    }
+    if (leader) ctx.outcome.upstreamMs = flight.upstreamMs;
+    services.events.publish('miss', { kind: 'blob', digest, size: start.size ?? 0, ...info });
+    if (ctx.clientGone.aborted) return;
+
+    const size = start.size;
+    let reader: Readable;
+    if (size === undefined) {
+      // No Content-Length upstream: chunked to the client; the final chunk waits for verification.
+      writeHead(ctx, 200, blobHeaders(digest, undefined));
+      reader = flight.createReader(0);
+    } else {
+      const range = rangeFor(ctx.req.headers, size, blobEtag(digest));
+      const span = writeBlobHead(ctx, digest, size, range);
+      if (!span) return;
+      if (span.end === span.start) {
+        ctx.res.end();
+        return;
+      }
+      reader = flight.createReader(span.start, span.end);
+    }
+    await send(ctx, reader);
+    return;
+  }
+  await passthrough(ctx, services);
+}
+
+/** Streams a body to the client; a failure cuts the connection (headers are already out). */
+async function send(ctx: RequestContext, body: Readable): Promise<void> {
+  try {
+    await pipeline(body, ctx.res);
+  } catch (error) {
+    if (ctx.clientGone.aborted) return;
+    debug('%s %s: body failed: %s', ctx.method, ctx.pathname, (error as Error).message);
+    sendError(ctx, error);
+  }
+}
+
+/** Relays an upstream answer as it is (status, end-to-end headers, body); nothing is cached. */
+async function relay(ctx: RequestContext, response: UpstreamResponse): Promise<void> {
+  writeHead(ctx, response.status, endToEndHeaders(response.headers));
+  if (ctx.method === 'HEAD') {
+    response.body.resume();
+    ctx.res.end();
+    return;
+  }
+  try {
+    await pipeline(response.body, ctx.res);
+  } catch (error) {
+    response.abort();
+    if (!ctx.clientGone.aborted) sendError(ctx, error);
+  }
+}

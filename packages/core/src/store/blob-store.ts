@@ -1,0 +1,507 @@
+/**
+ * The content-addressed store: every blob (layers, configs, manifests by digest) once, keyed by
+ * its digest, shared by all registries and repositories. Layout and index are cacache's
+ * (`content-v2/sha256/ab/cd/...`, `index-v5/`), so `cacache.get` reads it too; on top of it
+ * this class keeps what cacache lacks: an in-memory entry table in least-recently-used order,
+ * persisted through an access journal, a size cap and inactive expiry, and pins so that a blob
+ * being served is never removed.
+ *
+ * Writes are always verified: `putBuffer` hashes before writing; streamed blobs are spooled by
+ * a flight (see flight.ts), verified while they stream in, then moved into place with
+ * `commitSpool` (rename = atomic; index line appended after the content exists, so a crash
+ * leaves at worst an unreferenced content file, which `open` sweeps away).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import cacache from 'cacache';
+import createDebug from 'debug';
+import { DrpError } from '../api/errors.js';
+import type { CacheEvents } from '../events.js';
+import { AccessJournal } from './access-journal.js';
+import { type BlobDigest, blobDigest, blobKey, contentPath } from './digest.js';
+
+const debug = createDebug('drp:store');
+
+/** Blob metadata kept in the index, e.g. a manifest's media type. */
+export type BlobMeta = Record<string, string>;
+
+export interface StoredBlob {
+  readonly digest: string;
+  readonly size: number;
+  /** The content file. Read it directly (fs.createReadStream), never through cacache.get. */
+  readonly path: string;
+  readonly meta?: BlobMeta;
+}
+
+/** An open, pinned blob: it cannot be evicted until `release()`. */
+export interface BlobHandle extends StoredBlob {
+  readonly file: FileHandle;
+  /** Closes the file and unpins. Idempotent. */
+  release(): Promise<void>;
+}
+
+export interface BlobStoreOptions {
+  readonly dir: string;
+  /** Cap on the sum of stored blob sizes; least recently used blobs go first. */
+  readonly maxSizeBytes: number;
+  /** Blobs not read for this long are removed. 0 disables expiry. */
+  readonly inactiveMs: number;
+  readonly now?: () => number;
+  readonly events?: CacheEvents;
+  /** How often inactive blobs are swept. Default: inactive / 20, between 1 s and 10 min. */
+  readonly sweepIntervalMs?: number;
+  /** Journal flush interval. Default 1000 ms. */
+  readonly journalFlushMs?: number;
+}
+
+export interface BlobStoreStats {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly maxBytes: number;
+  readonly stored: number;
+  readonly evicted: number;
+  readonly pinned: number;
+}
+
+interface Entry {
+  readonly d: BlobDigest;
+  readonly size: number;
+  atime: number;
+  meta: BlobMeta | undefined;
+  pins: number;
+}
+
+type EvictReason = 'size' | 'inactive' | 'manual';
+
+const SPOOL_DIR = 'drp-spool';
+const JOURNAL_FILE = 'drp-access.journal';
+
+export class BlobStore {
+  readonly dir: string;
+  readonly #options: BlobStoreOptions;
+  readonly #now: () => number;
+  /** Insertion order = access order, oldest first (delete + set on touch). */
+  readonly #entries = new Map<string, Entry>();
+  /** Removals in progress per digest; a commit of the same digest waits for them. */
+  readonly #removing = new Map<string, Promise<void>>();
+  #journal: AccessJournal | undefined;
+  #bytes = 0;
+  #stored = 0;
+  #evicted = 0;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(options: BlobStoreOptions) {
+    this.dir = options.dir;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Opens (creating) the store: loads the index and access order, sweeps crash leftovers. */
+  static async open(options: BlobStoreOptions): Promise<BlobStore> {
+    const store = new BlobStore(options);
+    await store.#load();
+    return store;
+  }
+
+  get spoolDir(): string {
+    return join(this.dir, SPOOL_DIR);
+  }
+
+  /** Finds a blob and marks it used. Prefer `open()` to serve it: an open blob is pinned. */
+  async lookup(digest: string): Promise<StoredBlob | undefined> {
+    const entry = this.#entries.get(digest);
+    if (!entry) return undefined;
+    this.#touch(entry);
+    return this.#describe(entry);
+  }
+
+  /** True when the blob is stored. Does not change the access order. */
+  has(digest: string): boolean {
+    return this.#entries.has(digest);
+  }
+
+  /** Opens a stored blob for reading, pinned until `release()`. */
+  async open(digest: string): Promise<BlobHandle | undefined> {
+    const entry = this.#entries.get(digest);
+    if (!entry) return undefined;
+    entry.pins += 1;
+    const path = contentPath(this.dir, entry.d);
+    let file: FileHandle;
+    try {
+      file = await open(path, 'r');
+    } catch (error) {
+      entry.pins -= 1;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Removed behind our back: forget it, the caller fetches it again.
+        debug('content of %s is missing; dropping the entry', digest);
+        this.#drop(entry, 'manual');
+        return undefined;
+      }
+      throw new DrpError('DRP_CACHE_IO', `cannot open cached blob ${digest}`, { cause: error });
+    }
+    this.#touch(entry);
+    let released = false;
+    return {
+      ...this.#describe(entry),
+      file,
+      release: async () => {
+        if (released) return;
+        released = true;
+        entry.pins -= 1;
+        await file.close().catch(() => undefined);
+        if (entry.pins === 0) this.#enforceCap();
+      },
+    };
+  }
+
+  /** Stores a small blob (a manifest, a config) after checking its digest. */
+  async putBuffer(digest: string, data: Buffer, meta?: BlobMeta): Promise<void> {
+    const d = blobDigest(digest);
+    const actual = createHash(d.algorithm).update(data).digest('hex');
+    if (actual !== d.hex) {
+      throw new DrpError('DRP_DIGEST_MISMATCH', `content does not match ${digest}`);
+    }
+    const existing = this.#entries.get(digest);
+    if (existing && sameMeta(existing.meta, meta)) {
+      this.#touch(existing);
+      return;
+    }
+    if (data.length > this.#options.maxSizeBytes) return;
+    await this.#removing.get(digest);
+    const started = performance.now();
+    await cacache.put(this.dir, blobKey(digest), data, {
+      integrity: d.integrity,
+      algorithms: [d.algorithm],
+      size: data.length,
+      ...(meta ? { metadata: meta } : {}),
+    });
+    this.#add(d, data.length, meta, performance.now() - started);
+  }
+
+  /** Reads a small blob whole, re-checking its digest (a corrupted file reads as a miss). */
+  async readBuffer(digest: string): Promise<{ data: Buffer; meta: BlobMeta | undefined } | undefined> {
+    const entry = this.#entries.get(digest);
+    if (!entry) return undefined;
+    entry.pins += 1;
+    try {
+      const data = await readFile(contentPath(this.dir, entry.d));
+      if (createHash(entry.d.algorithm).update(data).digest('hex') !== entry.d.hex) {
+        debug('content of %s is corrupt; removing it', digest);
+        entry.pins -= 1;
+        await this.delete(digest);
+        return undefined;
+      }
+      entry.pins -= 1;
+      this.#touch(entry);
+      return { data, meta: entry.meta };
+    } catch (error) {
+      entry.pins -= 1;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.#drop(entry, 'manual');
+        return undefined;
+      }
+      throw new DrpError('DRP_CACHE_IO', `cannot read cached blob ${digest}`, { cause: error });
+    }
+  }
+
+  /** A fresh path in the spool directory (same file system as the content, so rename is atomic). */
+  spoolPath(): string {
+    return join(this.spoolDir, `${randomUUID()}.part`);
+  }
+
+  /**
+   * Moves a fully written and verified spool file into the store. The caller has checked the
+   * digest and synced the file. Returns false (and removes the spool file) when the blob is
+   * not stored: larger than the whole cache, or the disk refused.
+   */
+  async commitSpool(digest: string, spoolPath: string, size: number, meta?: BlobMeta): Promise<boolean> {
+    const d = blobDigest(digest);
+    const started = performance.now();
+    if (this.#closed) {
+      await unlink(spoolPath).catch(() => undefined);
+      return false;
+    }
+    if (size > this.#options.maxSizeBytes) {
+      await unlink(spoolPath).catch(() => undefined);
+      this.#options.events?.publish('store-skipped', { digest, size, reason: 'larger than the cache' });
+      return false;
+    }
+    const existing = this.#entries.get(digest);
+    if (existing) {
+      await unlink(spoolPath).catch(() => undefined);
+      this.#touch(existing);
+      return true;
+    }
+    await this.#removing.get(digest);
+    const target = contentPath(this.dir, d);
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await rename(spoolPath, target);
+      await cacache.index.insert(this.dir, blobKey(digest), d.integrity, {
+        size,
+        ...(meta ? { metadata: meta } : {}),
+      });
+    } catch (error) {
+      debug('commit of %s failed: %s', digest, (error as Error).message);
+      await unlink(spoolPath).catch(() => undefined);
+      // The rename may have happened: a content file without an index line is garbage.
+      if (!this.#entries.has(digest)) await unlink(target).catch(() => undefined);
+      this.#options.events?.publish('store-skipped', {
+        digest,
+        size,
+        reason: (error as NodeJS.ErrnoException).code ?? 'commit failed',
+      });
+      return false;
+    }
+    this.#add(d, size, meta, performance.now() - started);
+    return true;
+  }
+
+  /** Removes a blob now. Readers that have it open keep reading their open file. */
+  async delete(digest: string): Promise<boolean> {
+    const entry = this.#entries.get(digest);
+    if (!entry) return false;
+    await this.#remove(entry, 'manual');
+    return true;
+  }
+
+  /** Removes blobs not read for `inactiveMs`; returns how many. Runs periodically by itself. */
+  async sweepInactive(): Promise<number> {
+    const inactive = this.#options.inactiveMs;
+    if (inactive <= 0) return 0;
+    const cutoff = this.#now() - inactive;
+    const victims: Entry[] = [];
+    for (const entry of this.#entries.values()) {
+      // Access order is by atime, oldest first: stop at the first recent one.
+      if (entry.atime > cutoff) break;
+      if (entry.pins === 0) victims.push(entry);
+    }
+    await Promise.all(victims.map((entry) => this.#remove(entry, 'inactive')));
+    return victims.length;
+  }
+
+  /** Digests from least to most recently used. */
+  accessOrder(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  stats(): BlobStoreStats {
+    let pinned = 0;
+    for (const entry of this.#entries.values()) if (entry.pins > 0) pinned += 1;
+    return {
+      entries: this.#entries.size,
+      bytes: this.#bytes,
+      maxBytes: this.#options.maxSizeBytes,
+      stored: this.#stored,
+      evicted: this.#evicted,
+      pinned,
+    };
+  }
+
+  /** Waits for pending removals and writes the access journal. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    await Promise.all(this.#removing.values());
+    await this.#journal?.close();
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  async #load(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    // Spool files are never visible entries: whatever a crash left there is garbage.
+    await rm(this.spoolDir, { recursive: true, force: true });
+    await mkdir(this.spoolDir, { recursive: true });
+
+    const { journal, atimes } = await AccessJournal.open(
+      join(this.dir, JOURNAL_FILE),
+      this.#options.journalFlushMs ?? 1000,
+    );
+    this.#journal = journal;
+
+    const listed = await cacache.ls(this.dir);
+    const referenced = new Set<string>();
+    const found: Entry[] = [];
+    for (const info of Object.values(listed)) {
+      if (info.integrity) referenced.add(String(info.integrity));
+      if (!info.key.startsWith('blob:')) continue;
+      const digest = info.key.slice('blob:'.length);
+      let d: BlobDigest;
+      try {
+        d = blobDigest(digest);
+      } catch {
+        continue;
+      }
+      if (String(info.integrity) !== d.integrity) continue;
+      found.push({
+        d,
+        size: Number(info.size ?? 0),
+        atime: atimes.get(digest) ?? Number(info.time ?? 0),
+        meta: isMeta(info.metadata) ? info.metadata : undefined,
+        pins: 0,
+      });
+    }
+    found.sort((a, b) => a.atime - b.atime);
+    for (const entry of found) {
+      this.#entries.set(entry.d.digest, entry);
+      this.#bytes += entry.size;
+    }
+    await this.#sweepOrphans(referenced);
+    await journal.snapshot(this.#snapshotEntries());
+    debug('opened %s: %d entries, %d bytes', this.dir, this.#entries.size, this.#bytes);
+
+    await this.sweepInactive();
+    this.#enforceCap();
+    const inactive = this.#options.inactiveMs;
+    if (inactive > 0) {
+      const every = this.#options.sweepIntervalMs ?? Math.min(Math.max(inactive / 20, 1000), 600_000);
+      this.#sweepTimer = setInterval(() => void this.sweepInactive().catch(() => undefined), every);
+      this.#sweepTimer.unref();
+    }
+  }
+
+  /** Deletes content files no index entry refers to (left by a crash mid-commit or mid-evict). */
+  async #sweepOrphans(referenced: Set<string>): Promise<void> {
+    const root = join(this.dir, 'content-v2');
+    for (const algorithm of ['sha256', 'sha512']) {
+      const base = join(root, algorithm);
+      for (const a of await listDir(base)) {
+        for (const b of await listDir(join(base, a))) {
+          for (const rest of await listDir(join(base, a, b))) {
+            const hex = `${a}${b}${rest}`;
+            if (!/^[a-f0-9]+$/.test(hex)) continue;
+            const integrity = `${algorithm}-${Buffer.from(hex, 'hex').toString('base64')}`;
+            if (referenced.has(integrity)) continue;
+            debug('removing orphaned content %s:%s', algorithm, hex);
+            await unlink(join(base, a, b, rest)).catch(() => undefined);
+          }
+        }
+      }
+    }
+  }
+
+  *#snapshotEntries(): Iterable<readonly [string, number]> {
+    for (const [digest, entry] of this.#entries) yield [digest, entry.atime] as const;
+  }
+
+  #describe(entry: Entry): StoredBlob {
+    return {
+      digest: entry.d.digest,
+      size: entry.size,
+      path: contentPath(this.dir, entry.d),
+      ...(entry.meta ? { meta: entry.meta } : {}),
+    };
+  }
+
+  #touch(entry: Entry): void {
+    const now = this.#now();
+    entry.atime = Math.max(now, entry.atime);
+    this.#entries.delete(entry.d.digest);
+    this.#entries.set(entry.d.digest, entry);
+    this.#journal?.touch(entry.d.digest, entry.atime);
+    this.#maybeCompact();
+  }
+
+  #add(d: BlobDigest, size: number, meta: BlobMeta | undefined, ms: number): void {
+    const previous = this.#entries.get(d.digest);
+    if (previous) {
+      previous.meta = meta;
+      this.#touch(previous);
+      return;
+    }
+    const entry: Entry = { d, size, atime: this.#now(), meta, pins: 0 };
+    this.#entries.set(d.digest, entry);
+    this.#bytes += size;
+    this.#stored += 1;
+    this.#journal?.touch(d.digest, entry.atime);
+    this.#options.events?.publish('store', { kind: 'blob', digest: d.digest, size, ms: Math.round(ms) });
+    this.#enforceCap();
+  }
+
+  /** Evicts least recently used, unpinned blobs until the total fits under the cap. */
+  #enforceCap(): void {
+    const max = this.#options.maxSizeBytes;
+    if (this.#bytes <= max) return;
+    for (const entry of [...this.#entries.values()]) {
+      if (this.#bytes <= max) break;
+      if (entry.pins > 0) continue;
+      void this.#remove(entry, 'size');
+    }
+  }
+
+  /** Forgets an entry in memory (synchronously, so accounting is immediate) and records it. */
+  #drop(entry: Entry, reason: EvictReason): boolean {
+    if (this.#entries.get(entry.d.digest) !== entry) return false;
+    this.#entries.delete(entry.d.digest);
+    this.#bytes -= entry.size;
+    this.#evicted += 1;
+    this.#journal?.remove(entry.d.digest);
+    this.#options.events?.publish('evict', { digest: entry.d.digest, size: entry.size, reason });
+    return true;
+  }
+
+  async #remove(entry: Entry, reason: EvictReason): Promise<void> {
+    if (!this.#drop(entry, reason)) return;
+    const digest = entry.d.digest;
+    const previous = this.#removing.get(digest) ?? Promise.resolve();
+    const removal = previous
+      .then(async () => {
+        // Index line first: a crash in between leaves an orphan file, never a dangling entry.
+        await removeIndexEntry(this.dir, blobKey(digest));
+        await unlink(contentPath(this.dir, entry.d)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
+      })
+      .catch((error: unknown) => debug('removing %s failed: %s', digest, (error as Error).message))
+      .finally(() => {
+        if (this.#removing.get(digest) === removal) this.#removing.delete(digest);
+      });
+    this.#removing.set(digest, removal);
+    await removal;
+  }
+
+  #maybeCompact(): void {
+    const journal = this.#journal;
+    if (!journal || this.#closed) return;
+    if (journal.appended < Math.max(10_000, this.#entries.size * 4)) return;
+    void journal.snapshot(this.#snapshotEntries()).catch(() => undefined);
+  }
+}
+
+/** cacache 20 supports `removeFully` (drop the bucket file), its typings do not declare it. */
+const rmEntry = cacache.rm.entry as (
+  cache: string,
+  key: string,
+  opts: { removeFully: boolean },
+) => Promise<unknown>;
+
+function removeIndexEntry(dir: string, key: string): Promise<unknown> {
+  return rmEntry(dir, key, { removeFully: true });
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+function isMeta(value: unknown): value is BlobMeta {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.values(value as Record<string, unknown>).every((v) => typeof v === 'string')
+  );
+}
+
+function sameMeta(a: BlobMeta | undefined, b: BlobMeta | undefined): boolean {
+  if (b === undefined) return true;
+  if (a === undefined) return false;
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
