@@ -37,7 +37,7 @@ export function validateCa(certText: string, key: KeyObject, now: Date, source: 
   } catch (err) {
     throw new CaError('CA_INVALID_CERT', `${source} is not a readable X.509 certificate`, { cause: err });
   }
-  if (!nodeCert.ca) {
+  if (!cert.getExtension(x509.BasicConstraintsExtension)?.ca) {
     throw new CaError(
       'CA_NOT_A_CA',
       `${source} is not a CA certificate (basicConstraints CA:TRUE is missing): it cannot sign other certificates`,
@@ -46,6 +46,10 @@ export function validateCa(certText: string, key: KeyObject, now: Date, source: 
   const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
   if (keyUsage && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
     throw new CaError('CA_NOT_A_CA', `${source} has a keyUsage extension without keyCertSign`);
+  }
+  if (!nodeCert.ca) {
+    // OpenSSL's own CA check (X509_check_ca) disagrees for a reason of its own.
+    throw new CaError('CA_NOT_A_CA', `${source} is not accepted as a CA certificate by OpenSSL`);
   }
   if (!nodeCert.checkPrivateKey(key)) {
     throw new CaError(

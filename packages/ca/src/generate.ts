@@ -65,5 +65,5 @@ export async function createCaCertificate(options: {
     crypto,
   );
   const keyPem = await exportPrivateKeyPem(keys.privateKey);
-  return { certPem: cert.toString('pem'), keyPem, key: createPrivateKey(keyPem) };
+  return { certPem: `${cert.toString('pem').trim()}\n`, keyPem, key: createPrivateKey(keyPem) };
 }
