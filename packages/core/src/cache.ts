@@ -12,7 +12,11 @@ import type { OutcomeDraft, RequestContext } from './context.js';
 import { CacheEvents, type RequestOutcome, type RequestType } from './events.js';
 import { FlightTable } from './flight.js';
 import { blobs } from './middleware/blobs.js';
+import { createManifestServices, manifests } from './middleware/manifests.js';
 import { passthrough } from './middleware/passthrough.js';
+import { ping } from './middleware/ping.js';
+import { push } from './middleware/push.js';
+import { tokenRequest } from './middleware/token.js';
 import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import type { Services } from './services.js';
 import { BlobStore } from './store/blob-store.js';
@@ -83,11 +87,21 @@ function requestTypeOf(route: Route, method: string): RequestType {
   }
 }
 
-function pickHandler(route: Route, method: string, services: Services): Handler {
+function pickHandler(route: Route, method: string, services: Services, ctx: RequestContext): Handler {
   const isWrite = PUSH_METHODS.has(method);
   const isRegistryWrite = isWrite && route.kind !== 'other';
-  if (isRegistryWrite && !services.options.allowPush) return refusePush;
-  if (route.kind === 'blob' && (method === 'GET' || method === 'HEAD')) return blobs;
+  if (isRegistryWrite) return services.options.allowPush ? push : refusePush;
+  const isRead = method === 'GET' || method === 'HEAD';
+  if (route.kind === 'blob' && isRead) return blobs;
+  if (route.kind === 'manifest' && isRead) return manifests;
+  if (route.kind === 'ping' && isRead) return ping;
+  if (
+    route.kind === 'other' &&
+    method === 'GET' &&
+    services.manifests.auth.isTokenRequest(ctx.target, ctx.pathname)
+  ) {
+    return tokenRequest;
+  }
   return passthrough;
 }
 
@@ -125,6 +139,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     events,
     blobs: blobStore,
     flights,
+    manifests: createManifestServices(resolved, blobStore),
   };
 
   async function handle(
@@ -171,7 +186,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     try {
       route = parseRoute(pathname);
       outcome.requestType = requestTypeOf(route, method);
-      await pickHandler(route, method, services)(ctx, services);
+      await pickHandler(route, method, services, ctx)(ctx, services);
     } catch (error) {
       sendError(ctx, error);
     }

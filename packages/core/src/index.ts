@@ -14,6 +14,7 @@ export {
 } from './api/errors.js';
 export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER } from './api/respond.js';
 export { isValidName, isValidTag, parseDigest, parseRoute, type Route, type RouteKind } from './api/route.js';
+export { type AuthRegistriesDelimiters, parseAuthRegistries } from './auth-registries.js';
 export { type CacheStats, createRegistryCache, type RegistryCache, type TargetResolver } from './cache.js';
 export {
   type BlobEvent,
@@ -26,6 +27,7 @@ export {
   type RequestType,
 } from './events.js';
 export { type FlightStats, FlightTable } from './flight.js';
+export { STALE_HEADER } from './middleware/manifests.js';
 export {
   DEFAULTS,
   type DurationOption,
@@ -37,6 +39,7 @@ export {
   type SizeOption,
   type UpstreamOptions,
 } from './options.js';
+export { TagTiers, type TierDecision, type TierName } from './policy/tiers.js';
 export {
   type BlobHandle,
   type BlobMeta,

@@ -4,6 +4,7 @@
  */
 import type { CacheEvents } from './events.js';
 import type { FlightTable } from './flight.js';
+import type { ManifestServices } from './middleware/manifests.js';
 import type { ResolvedOptions } from './options.js';
 import type { BlobStore } from './store/blob-store.js';
 import type { UpstreamClient } from './upstream/client.js';
@@ -18,4 +19,6 @@ export interface Services {
   readonly blobs: BlobStore;
   /** Single-flight fills of uncached blobs, owned by this cache instance. */
   readonly flights: FlightTable;
+  /** Tag index, tiers, auth classes, ping memory and manifest fetches in flight. */
+  readonly manifests: ManifestServices;
 }

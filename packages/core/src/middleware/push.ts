@@ -1,0 +1,63 @@
+/**
+ * Push (`ALLOW_PUSH=true`): upload starts, chunks and commits (POST, PATCH, PUT; chunked,
+ * monolithic and cross-repository mounts), manifest PUTs and DELETEs are streamed to the
+ * upstream as they arrive: never buffered in memory or on disk, no idle timeout while the client
+ * takes its time, Content-Length kept, `Location` headers untouched (they are relative, or
+ * absolute to the registry, which the client reaches through drp anyway). A manifest PUT or
+ * DELETE by tag drops that tag from the tag index, so the next pull sees the new manifest.
+ */
+import { pipeline } from 'node:stream/promises';
+import createDebug from 'debug';
+import { sendError, writeHead } from '../api/respond.js';
+import type { RequestContext } from '../context.js';
+import type { Services } from '../services.js';
+import type { UpstreamResponse } from '../upstream/client.js';
+import { endToEndHeaders } from '../upstream/headers.js';
+
+const debug = createDebug('drp:push');
+
+function hasBody(ctx: RequestContext): boolean {
+  const { headers } = ctx.req;
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+export async function push(ctx: RequestContext, services: Services): Promise<void> {
+  ctx.outcome.requestType = 'upload';
+  ctx.outcome.cacheStatus = 'BYPASS';
+  const headers = endToEndHeaders(ctx.req.headers);
+  // Node's server already answered `100 Continue` to the client; upstream gets the body at once.
+  delete headers.expect;
+  const withBody = hasBody(ctx);
+  if (!withBody) delete headers['content-length'];
+  const { route } = ctx;
+  const tagWrite = route.kind === 'manifest' && route.tag !== undefined && route.name !== undefined;
+
+  let response: UpstreamResponse;
+  try {
+    response = await services.upstream.request(ctx.target, {
+      method: ctx.method,
+      path: ctx.pathAndQuery,
+      headers: services.credentials.apply(ctx.target, headers),
+      followRedirects: false,
+      readTimeout: false,
+      ...(withBody ? { body: ctx.req } : {}),
+    });
+  } catch (error) {
+    sendError(ctx, error);
+    return;
+  }
+  ctx.outcome.upstreamMs = response.headersMs;
+  if (tagWrite && response.status < 300 && route.name && route.tag) {
+    debug('%s %s/%s:%s: dropping cached tag', ctx.method, ctx.registry, route.name, route.tag);
+    await services.manifests.tags.invalidate({ registry: ctx.registry, name: route.name, tag: route.tag });
+  }
+  writeHead(ctx, response.status, endToEndHeaders(response.headers));
+  try {
+    await pipeline(response.body, ctx.res);
+  } catch (error) {
+    response.abort();
+    sendError(ctx, error);
+  }
+}
