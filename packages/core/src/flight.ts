@@ -471,7 +471,7 @@ class FlightReader extends Readable {
             ? Math.min(flight.written, end - 1)
             : flight.written;
         if (this.#position < limit) {
-          const want = Math.min(READ_CHUNK, limit - this.#position);
+          const want = Math.min(READ_CHUNK, limit - this.#position, (end ?? limit) - this.#position);
           const chunk = await flight.read(this.#position, want);
           if (this.destroyed) return;
           this.#position += chunk.length;

@@ -98,6 +98,10 @@ export function parseRoute(pathname: string): Route {
 
   const rest = pathname.slice('/v2/'.length);
   const parts = rest.split('/').map(decode);
+  // Dot segments would name another resource once normalised by anyone on the way: refuse them.
+  if (parts.some((part) => part === '.' || part === '..')) {
+    throw new DrpError('DRP_PATH_INVALID', 'dot segments are not allowed in registry paths');
+  }
 
   // Match from the end: the repository name itself may contain slashes.
   const n = parts.length;
