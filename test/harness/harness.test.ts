@@ -18,8 +18,9 @@ function alive(pid: number): boolean {
   }
 }
 
-for (const mode of ['fail', 'exit'] as const) {
-  test(`nothing survives a test that ${mode === 'fail' ? 'throws' : 'calls process.exit()'}`, async (t) => {
+const how = { fail: 'throws', exit: 'calls process.exit()', sigkill: 'is SIGKILLed' } as const;
+for (const mode of ['fail', 'exit', 'sigkill'] as const) {
+  test(`nothing survives a test process that ${how[mode]}`, async (t) => {
     const h = createHarness(t);
     const out = join(h.dir, 'fixture.json');
     const result = await run(process.execPath, ['--import', 'tsx', '--test-reporter=dot', fixture], {
@@ -30,8 +31,9 @@ for (const mode of ['fail', 'exit'] as const) {
     assert.notEqual(result.code, 0, 'the fixture test failed');
     const info = JSON.parse(readFileSync(out, 'utf8')) as { pids: number[]; dirs: string[] };
     assert.equal(info.pids.length, 2);
-    // The exit hook sends SIGKILL synchronously; give the kernel a moment to reap.
-    for (let i = 0; i < 100 && info.pids.some(alive); i++) await new Promise((r) => setTimeout(r, 20));
+    // The exit hook kills synchronously, the reaper (after SIGKILL) within moments.
+    const gone = () => !info.pids.some(alive) && !info.dirs.some((d) => existsSync(d));
+    for (let i = 0; i < 250 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
     for (const pid of info.pids) assert.equal(alive(pid), false, `pid ${pid} still alive`);
     for (const dir of info.dirs) assert.equal(existsSync(dir), false, `${dir} still exists`);
   });

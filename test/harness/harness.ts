@@ -1,6 +1,6 @@
 // createHarness(t): a per-test owner of temp dirs, processes and servers, all torn down in
-// t.after() whether the test passed or not. A process 'exit' hook is the last resort for
-// dirs (processes have their own hook in process.ts).
+// t.after() whether the test passed or not. A process 'exit' hook removes dirs left over
+// (processes have their own hook in process.ts), and reaper.ts covers a killed test process.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,7 @@ import {
   run,
   spawnDaemon,
 } from './process.ts';
+import { unwatchDir, watchDir } from './reaper.ts';
 import { type Registry, type RegistryOptions, startRegistry } from './registry.ts';
 
 /** What createHarness needs from node:test's TestContext (or a suite hook). */
@@ -77,6 +78,7 @@ function trackDir(dir: string): void {
     });
   }
   liveDirs.add(dir);
+  watchDir(dir);
 }
 
 /**
@@ -122,7 +124,7 @@ export function createHarness(t?: CleanupHost): Harness {
     } else {
       try {
         await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-        liveDirs.delete(dir);
+        if (liveDirs.delete(dir)) unwatchDir(dir);
       } catch (e) {
         errors.push(e);
       }

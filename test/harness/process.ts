@@ -1,9 +1,10 @@
 // Spawning external programs for tests: one-shot commands (`run`) and long-lived daemons
 // (`spawnDaemon`). Every child is started in its own process group and tracked in a global
 // set, so a synchronous `process.on('exit')` hook can SIGKILL whatever is still alive even
-// if a test crashed before its cleanup ran.
+// if a test crashed before its cleanup ran; reaper.ts covers deaths that run no hook at all.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { unwatchGroup, watchGroup } from './reaper.ts';
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -30,8 +31,14 @@ function track(child: ChildProcess): void {
     });
   }
   live.add(child);
-  child.once('exit', () => live.delete(child));
-  child.once('error', () => live.delete(child));
+  const pid = child.pid;
+  if (pid !== undefined) watchGroup(pid);
+  const forget = () => {
+    if (!live.delete(child)) return;
+    if (pid !== undefined) unwatchGroup(pid);
+  };
+  child.once('exit', forget);
+  child.once('error', forget);
 }
 
 /** True while the child has neither exited nor failed to spawn. */
