@@ -300,6 +300,11 @@ export class BlobStore {
     };
   }
 
+  /** Resolves when every removal started so far has finished (for tests and shutdown). */
+  async settled(): Promise<void> {
+    while (this.#removing.size > 0) await Promise.all(this.#removing.values());
+  }
+
   /** Waits for pending removals and writes the access journal. */
   async close(): Promise<void> {
     if (this.#closed) return;
