@@ -1,1 +1,176 @@
-export async function main(_argv: string[]): Promise<void> {}
+/**
+ * `drp-server`: the daemon as users start it (`npx drp-server`, the container image).
+ *
+ *   drp-server [flags]             serve (flags > environment > defaults)
+ *   drp-server ca print            print the CA certificate (PEM), creating the CA if needed
+ *   drp-server ca fingerprint      print its SHA-256 fingerprint
+ *   drp-server ca rotate           replace the CA (the old pair is kept as *.bak)
+ *
+ * Exit status: 0 after a clean stop, 2 for bad configuration, 1 for anything else.
+ */
+import { isCaError, loadOrCreateCA, rotateCA } from '@drp/ca';
+import createDebug from 'debug';
+import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
+import { ConfigError, DEFAULTS, FLAGS, loadConfig, parseFlags, type ServerConfig } from './config.js';
+import { onShutdownSignals } from './lifecycle.js';
+import { createProxy } from './proxy.js';
+import { VERSION } from './version.js';
+
+function usage(): string {
+  const flags = Object.entries(FLAGS).map(([name, f]) => {
+    const left = `${f.short ? `-${f.short}, ` : '    '}--${name} <value>`;
+    return `  ${left.padEnd(34)} ${f.help} (${f.variable})`;
+  });
+  const variables = Object.entries(DEFAULTS).map(([name, value]) => {
+    const shown = value === undefined ? '(unset)' : value === '' ? '(empty)' : JSON.stringify(value);
+    return `  ${name.padEnd(32)} ${shown}`;
+  });
+  return [
+    `drp-server ${VERSION}: a caching proxy for container registries`,
+    '',
+    'Usage:',
+    '  drp-server [flags]           start the proxy',
+    '  drp-server ca print          print the CA certificate (PEM)',
+    '  drp-server ca fingerprint    print the CA certificate SHA-256 fingerprint',
+    '  drp-server ca rotate         replace the CA; clients must trust the new one',
+    '',
+    'Flags (they win over the environment):',
+    ...flags,
+    '  -h, --help                         this text',
+    '  -v, --version                      print the version',
+    '',
+    'Environment variables and their defaults (docs/configuration.md explains each):',
+    ...variables,
+    '',
+    'CACHE_DIR and CA_DIR default to /docker_mirror_cache and /ca when /docker_mirror_cache',
+    'exists (the container image), and to ./.drp/cache and ./.drp/ca otherwise.',
+    '',
+  ].join('\n');
+}
+
+function fail(message: string, code: number): void {
+  process.stderr.write(`drp-server: ${message}\n`);
+  process.exitCode = code;
+}
+
+function printStartup(log: AccessLog, config: ServerConfig, info: Record<string, unknown>): void {
+  log.event('startup', `drp-server ${VERSION} listening on ${String(info.listen)}`, info);
+  const url = String(info.url);
+  log.event(
+    'hint',
+    `point clients at the proxy: HTTPS_PROXY=${url} HTTP_PROXY=${url} (from other machines use this host's address), trust ${url}/ca.crt; dockerd on systemd: curl -fsSL ${url}/setup/systemd | sudo sh`,
+  );
+  if (config.compat.caSerialFile) {
+    log.event('notice', 'CA_SRL_FILE is accepted but unused: drp issues random serial numbers');
+  }
+  if (!config.compat.proxyRequestBuffering) {
+    log.event('notice', 'PROXY_REQUEST_BUFFERING=false is what drp always does: request bodies are streamed');
+  }
+}
+
+async function runCa(subcommand: string, config: ServerConfig): Promise<void> {
+  const source = config.caFiles
+    ? { certFile: config.caFiles.certFile, keyFile: config.caFiles.keyFile }
+    : { dir: config.caDir };
+  const passphrase = config.caPassphrase !== undefined ? { passphrase: config.caPassphrase } : {};
+  const ca =
+    subcommand === 'rotate'
+      ? await rotateCA({ ...source, ...passphrase })
+      : await loadOrCreateCA({ ...source, ...passphrase });
+  try {
+    if (subcommand === 'print')
+      process.stdout.write(ca.certPem.endsWith('\n') ? ca.certPem : `${ca.certPem}\n`);
+    else if (subcommand === 'fingerprint') process.stdout.write(`${ca.fingerprint256}\n`);
+    else {
+      process.stdout.write(
+        `drp-server: new CA ${ca.subject}, SHA-256 ${ca.fingerprint256}, valid until ${ca.notAfter.toISOString()}\n` +
+          `drp-server: written to ${ca.files?.certFile ?? source.dir}; restart drp-server and give clients the new ca.crt\n`,
+      );
+    }
+  } finally {
+    ca.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let config: ServerConfig;
+  let command: ReturnType<typeof parseFlags>;
+  try {
+    command = parseFlags(argv);
+    if (command.command === 'help') {
+      process.stdout.write(usage());
+      return;
+    }
+    if (command.command === 'version') {
+      process.stdout.write(`${VERSION}\n`);
+      return;
+    }
+    config = loadConfig({ overrides: command.overrides });
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(error.message, 2);
+    throw error;
+  }
+
+  // DEBUG=true is the original's switch; debug's own namespace syntax (DEBUG=drp:*) works too.
+  createDebug.enable(config.debugNamespaces ?? '');
+
+  if (command.command === 'ca') {
+    try {
+      await runCa(command.subcommand ?? 'print', config);
+    } catch (error) {
+      if (isCaError(error)) return fail(`CA: ${error.message}`, 1);
+      throw error;
+    }
+    return;
+  }
+
+  const log = createAccessLog(config.logFormat, streamSink(process.stdout));
+  let proxy: Awaited<ReturnType<typeof createProxy>>;
+  try {
+    proxy = await createProxy({ config, log });
+  } catch (error) {
+    if (isCaError(error)) return fail(`CA: ${error.message}`, 1);
+    if (error instanceof Error && (error as { code?: string }).code === 'DRP_CONFIG_INVALID') {
+      return fail(error.message, 2);
+    }
+    throw error;
+  }
+  try {
+    await proxy.listen();
+  } catch (error) {
+    await proxy.close(0);
+    const code = (error as { code?: string }).code;
+    return fail(
+      `cannot listen on ${config.bind}:${config.port}: ${code === 'EADDRINUSE' ? 'the port is in use' : (error as Error).message}`,
+      1,
+    );
+  }
+
+  const address = proxy.address!;
+  printStartup(log, config, {
+    listen: `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`,
+    port: address.port,
+    url: proxy.url,
+    cache_dir: config.cacheDir,
+    ca_dir: config.caFiles ? undefined : config.caDir,
+    ca_cert: proxy.ca.files?.certFile,
+    ca_origin: proxy.ca.origin,
+    ca_fingerprint: proxy.ca.fingerprint256,
+    ca_not_after: proxy.ca.notAfter.toISOString(),
+    intercepting: config.registries.map((r) => (r.port === undefined ? r.host : `${r.host}:${r.port}`)),
+    manifest_cache: config.manifestCache.enabled,
+    allow_push: config.allowPush,
+    metrics: config.metrics,
+  });
+
+  onShutdownSignals(async (signal) => {
+    const graceMs = config.timeouts.shutdownMs;
+    log.event(
+      'shutdown',
+      `${signal}: no new connections; letting in-flight transfers finish (up to ${graceMs} ms)`,
+    );
+    const started = Date.now();
+    await proxy.close(graceMs);
+    log.event('shutdown', `stopped after ${Date.now() - started} ms`);
+  });
+}

@@ -1,0 +1,128 @@
+/**
+ * The daemon's log: one line per request (the original's JSON fields), one per CONNECT tunnel
+ * and forwarded plain-HTTP request, and a few lifecycle lines. Lines are built only from
+ * RequestOutcome, TunnelRecord and ForwardRecord, which carry no headers, query strings or
+ * credentials, so nothing secret can reach the log.
+ */
+import type { RequestOutcome } from '@drp/core';
+import type { ForwardRecord, TunnelRecord } from './mitm.js';
+
+export type LogFormat = 'json' | 'text';
+/** Where finished lines go (stdout in the daemon). Each call gets one line, newline included. */
+export type LineSink = (line: string) => void;
+
+export interface AccessLog {
+  request(outcome: RequestOutcome, client: string): void;
+  tunnel(record: TunnelRecord): void;
+  forward(record: ForwardRecord): void;
+  /** A lifecycle or operational line: `type` is e.g. `startup`, `shutdown`, `warning`. */
+  event(type: string, message: string, fields?: Record<string, unknown>): void;
+}
+
+const seconds = (ms: number | undefined) => (ms === undefined ? undefined : Number((ms / 1000).toFixed(3)));
+
+function jsonLine(fields: Record<string, unknown>): string {
+  return `${JSON.stringify(fields)}\n`;
+}
+
+export function createAccessLog(
+  format: LogFormat,
+  sink: LineSink,
+  now: () => Date = () => new Date(),
+): AccessLog {
+  const time = () => now().toISOString();
+  if (format === 'text') {
+    return {
+      request(o, client) {
+        const upstream = o.upstreamMs === undefined ? '-' : `${o.upstreamMs}ms`;
+        const flags = `${o.error ? ` error=${o.error}` : ''}${o.aborted ? ' aborted' : ''}`;
+        sink(
+          `${time()} ${o.cacheStatus.padEnd(11)} ${o.status} ${o.method} ${o.registry}${o.path} ${o.requestType} ${o.bytes}B upstream=${upstream} total=${o.totalMs}ms client=${client}${flags}\n`,
+        );
+      },
+      tunnel(r) {
+        sink(
+          `${time()} TUNNEL      ${r.host} in=${r.bytesIn}B out=${r.bytesOut}B ${r.ms}ms client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
+        );
+      },
+      forward(r) {
+        sink(
+          `${time()} FORWARD     ${r.status} ${r.method} http://${r.host}${r.path} ${r.bytes}B ${r.ms}ms client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
+        );
+      },
+      event(type, message, fields) {
+        const extra = fields
+          ? Object.entries(fields)
+              .filter(([, v]) => v !== undefined)
+              .map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+              .join('')
+          : '';
+        sink(`${time()} ${type.toUpperCase()}: ${message}${extra}\n`);
+      },
+    };
+  }
+  return {
+    request(o, client) {
+      // Field names follow the original's JSON log where it has one.
+      sink(
+        jsonLine({
+          time: time(),
+          type: 'request',
+          client,
+          upstream_cache_status: o.cacheStatus,
+          request_type: o.requestType,
+          method: o.method,
+          host: o.registry,
+          uri: o.path,
+          status: o.status,
+          bytes_sent: o.bytes,
+          upstream_response_time: seconds(o.upstreamMs),
+          request_time: seconds(o.totalMs),
+          ...(o.error ? { error: o.error } : {}),
+          ...(o.aborted ? { aborted: true } : {}),
+        }),
+      );
+    },
+    tunnel(r) {
+      sink(
+        jsonLine({
+          time: time(),
+          type: 'tunnel',
+          client: r.client,
+          host: r.host,
+          bytes_in: r.bytesIn,
+          bytes_out: r.bytesOut,
+          ms: r.ms,
+          ...(r.notTls ? { note: 'intercepted host, client did not speak TLS' } : {}),
+          ...(r.error ? { error: r.error } : {}),
+        }),
+      );
+    },
+    forward(r) {
+      sink(
+        jsonLine({
+          time: time(),
+          type: 'forward',
+          client: r.client,
+          method: r.method,
+          host: r.host,
+          uri: r.path,
+          status: r.status,
+          bytes_sent: r.bytes,
+          ms: r.ms,
+          ...(r.error ? { error: r.error } : {}),
+        }),
+      );
+    },
+    event(type, message, fields) {
+      sink(jsonLine({ time: time(), type, msg: message, ...fields }));
+    },
+  };
+}
+
+/** A sink that writes to a stream (stdout: synchronous for files and pipes on Linux). */
+export function streamSink(stream: NodeJS.WritableStream): LineSink {
+  return (line) => {
+    stream.write(line);
+  };
+}

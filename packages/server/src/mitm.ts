@@ -1,0 +1,553 @@
+/**
+ * The proxy's network side: one listening HTTP server for CONNECT, plain-HTTP proxy requests
+ * and drp's own endpoints, and one in-process (never listening) HTTP server that serves every
+ * TLS-terminated connection.
+ *
+ *   CONNECT host:port, intercepted  ->  "200 Connection Established", then a TLSSocket with the
+ *                                       leaf for `host` from @drp/ca is handed to the inner server
+ *                                       with emit('connection'); the upstream of every request on
+ *                                       it is the CONNECT target (a WeakMap), never `Host`.
+ *   CONNECT host:port, other        ->  raw TCP tunnel, bytes untouched, logged when it closes.
+ *   GET http://host/... (absolute)  ->  intercepted host: served by the registry handler;
+ *                                       other: forwarded with backpressure.
+ *   GET /path (origin-form)         ->  drp's own endpoints (or 404); never proxied, so no loop.
+ *
+ * http-mitm-proxy is not used here; docs/daemon.md explains why (its listen() always makes an
+ * RSA CA with node-forge and writes its key 0644, every intercepted CONNECT takes a second TCP
+ * hop through an internal server listening on the proxy's bind address, and `[v6]:port`
+ * CONNECT targets are cut at the first colon).
+ */
+import { once } from 'node:events';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import { parseHostPort, type UpstreamTarget } from '@drp/core';
+import createDebug from 'debug';
+
+const debug = createDebug('drp:mitm');
+const debugTunnel = createDebug('drp:tunnel');
+
+/** A finished raw tunnel or forwarded plain-HTTP request, for the access log. */
+export interface TunnelRecord {
+  readonly type: 'tunnel';
+  readonly client: string;
+  /** `host:port` as the client asked for it. */
+  readonly host: string;
+  /** Bytes from the client to upstream, and from upstream to the client. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly ms: number;
+  /** Set when the tunnel could not be opened. */
+  readonly error: string | undefined;
+  /** True for an intercepted host whose client did not speak TLS inside the tunnel. */
+  readonly notTls: boolean;
+}
+
+export interface ForwardRecord {
+  readonly type: 'forward';
+  readonly client: string;
+  readonly method: string;
+  readonly host: string;
+  /** Path without the query string. */
+  readonly path: string;
+  readonly status: number;
+  readonly bytes: number;
+  readonly ms: number;
+  readonly error: string | undefined;
+}
+
+export interface MitmTimeouts {
+  readonly clientHeaderMs: number;
+  readonly keepAliveMs: number;
+  readonly sendMs: number;
+  readonly clientBodyMs: number;
+  readonly tunnelIdleMs: number;
+  readonly tunnelConnectMs: number;
+}
+
+export interface MitmOptions {
+  /** Whether host:port is intercepted (`http` for absolute-form plain-HTTP requests). */
+  intercepts(host: string, port: number, scheme: 'https' | 'http'): boolean;
+  /** The TLS context presenting the leaf for `name` (from @drp/ca). */
+  secureContext(name: string): Promise<SecureContext>;
+  /** An intercepted request; the handler owns the response. */
+  onRegistryRequest(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget): void;
+  /** An origin-form request to the proxy itself (`/`, `/ca.crt`, ...). */
+  onDirectRequest(req: IncomingMessage, res: ServerResponse): void;
+  onTunnel(record: TunnelRecord): void;
+  onForward(record: ForwardRecord): void;
+  /** Where to really connect for host:port (UPSTREAM_MAPPINGS), for tunnels and forwards. */
+  resolveAddress(host: string, port: number): { host: string; port: number };
+  /** IP family for tunnels and forwards (DISABLE_IPV6 -> 4). */
+  family: 4 | 6 | undefined;
+  timeouts: MitmTimeouts;
+}
+
+export interface MitmServer {
+  /** The listening server (CONNECT, plain proxy requests, endpoints). */
+  readonly server: http.Server;
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /** Requests being served plus open tunnels, right now. */
+  readonly activeRequests: number;
+  readonly openTunnels: number;
+  /**
+   * Stops accepting connections, keeps serving requests on open connections until nothing has
+   * moved for `quietMs` (so a pull that is between two requests can finish) or `graceMs` has
+   * passed, then closes everything. Resolves when all sockets are closed.
+   */
+  shutdown(graceMs: number, quietMs?: number): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function clientOf(socket: Duplex | undefined): string {
+  const s = socket as Partial<Socket> | undefined;
+  const address = s?.remoteAddress;
+  if (!address) return '-';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+function hostKey(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Parses a CONNECT request target: `host:port` or `[v6]:port` (the port is required). */
+export function parseConnectTarget(url: string | undefined): { host: string; port: number } | undefined {
+  if (!url || !/:\d{1,5}$/.test(url)) return undefined;
+  return parseHostPort(url);
+}
+
+/** Sends `socket.setTimeout` style idle protection for a response the client stops reading. */
+function watchStalls(req: IncomingMessage, res: ServerResponse, sendMs: number, bodyMs: number): void {
+  if (sendMs > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    const disarm = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    };
+    const arm = () => {
+      if (timer) return;
+      timer = setTimeout(() => {
+        debug('client did not read for %dms: closing', sendMs);
+        res.destroy();
+      }, sendMs);
+      timer.unref();
+    };
+    const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+    res.write = ((...args: unknown[]) => {
+      const ok = write(...args);
+      if (!ok) arm();
+      return ok;
+    }) as typeof res.write;
+    res.on('drain', disarm);
+    res.once('finish', disarm);
+    res.once('close', disarm);
+  }
+  const hasBody =
+    req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  if (bodyMs > 0 && hasBody && !req.complete) {
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        // Only a client that stops sending counts; drp pausing the body (backpressure) does not.
+        if (req.complete || req.destroyed) return;
+        if (req.readableFlowing === false || req.readableLength > 0) arm();
+        else {
+          debug('client sent no body bytes for %dms: closing', bodyMs);
+          req.destroy();
+          res.destroy();
+        }
+      }, bodyMs);
+      timer.unref();
+    };
+    const stop = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    };
+    req.on('data', arm);
+    req.once('end', stop);
+    req.once('close', stop);
+    arm();
+  }
+}
+
+export function createMitmServer(options: MitmOptions): MitmServer {
+  const { timeouts } = options;
+  const targets = new WeakMap<Duplex, UpstreamTarget>();
+  const tunnels = new Set<Socket>();
+  const tlsSockets = new Set<TLSSocket>();
+  let active = 0;
+  let draining = false;
+  const forwardAgent = new http.Agent({
+    keepAlive: true,
+    ...(options.family ? { family: options.family } : {}),
+  });
+
+  const outer = http.createServer({ requestTimeout: 0, keepAliveTimeout: timeouts.keepAliveMs });
+  outer.headersTimeout = timeouts.clientHeaderMs;
+  outer.timeout = 0;
+
+  // Never listens: TLS-terminated sockets are handed to it. Node only runs its periodic
+  // header/request timeout checks for listening servers, so those are set per socket below.
+  const inner = http.createServer({ requestTimeout: 0, keepAliveTimeout: timeouts.keepAliveMs });
+  inner.timeout = 0;
+
+  const track = (res: ServerResponse) => {
+    active += 1;
+    res.once('close', () => {
+      active -= 1;
+    });
+  };
+
+  inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    track(res);
+    req.socket.setTimeout(0);
+    const target = targets.get(req.socket);
+    if (!target) {
+      // Cannot happen: every socket the inner server sees was put in the map first.
+      res.writeHead(500).end();
+      return;
+    }
+    watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
+    options.onRegistryRequest(req, res, target);
+  });
+  inner.on('clientError', (error: Error, socket: Duplex) => {
+    debug('bad request on an intercepted connection: %s', error.message);
+    socket.destroy();
+  });
+
+  outer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    track(res);
+    const url = req.url ?? '/';
+    if (url.startsWith('/')) {
+      options.onDirectRequest(req, res);
+      return;
+    }
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
+      return;
+    }
+    if (parsed.protocol !== 'http:') {
+      res
+        .writeHead(400, { 'content-type': 'text/plain' })
+        .end('only http:// URLs can be proxied without CONNECT\n');
+      return;
+    }
+    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+    const port = parsed.port ? Number(parsed.port) : 80;
+    if (options.intercepts(host, port, 'http')) {
+      req.url = `${parsed.pathname}${parsed.search}`;
+      watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
+      options.onRegistryRequest(req, res, { host, port, protocol: 'http' });
+      return;
+    }
+    void forward(req, res, host, port, `${parsed.pathname}${parsed.search}`);
+  });
+
+  outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const client = socket as Socket;
+    client.setTimeout(0);
+    client.on('error', (error) => debug('client socket error: %s', error.message));
+    const target = parseConnectTarget(req.url);
+    if (!target) {
+      client.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    if (draining) {
+      client.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    if (options.intercepts(target.host, target.port, 'https')) {
+      void intercept(client, head, target);
+    } else {
+      tunnel(client, head, target, false);
+    }
+  });
+  outer.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+    debug('bad proxy request: %s', error.message);
+    if (socket.writable && error.code !== 'ECONNRESET') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    } else socket.destroy();
+  });
+
+  async function intercept(
+    client: Socket,
+    head: Buffer,
+    target: { host: string; port: number },
+  ): Promise<void> {
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    let first = head;
+    if (first.length === 0) {
+      // The first byte tells TLS (0x16, a handshake record) from anything else.
+      const chunk = await new Promise<Buffer | undefined>((resolve) => {
+        const finish = (value: Buffer | undefined) => {
+          client.off('data', onData);
+          client.off('close', onClose);
+          client.setTimeout(0);
+          resolve(value);
+        };
+        // Paused synchronously, so no later chunk is emitted before the TLS socket takes over.
+        const onData = (data: Buffer) => {
+          client.pause();
+          finish(data);
+        };
+        const onClose = () => finish(undefined);
+        client.on('data', onData);
+        client.once('close', onClose);
+        client.setTimeout(timeouts.clientHeaderMs, () => client.destroy());
+      });
+      if (!chunk) return;
+      first = chunk;
+    }
+    client.unshift(first);
+    if (first[0] !== 0x16) {
+      debug('CONNECT %s:%d is not TLS: tunnelling it', target.host, target.port);
+      tunnel(client, Buffer.alloc(0), target, true);
+      return;
+    }
+    let context: SecureContext;
+    try {
+      context = await options.secureContext(target.host);
+    } catch (error) {
+      debug('no certificate for %s: %s', target.host, (error as Error).message);
+      client.destroy();
+      return;
+    }
+    if (client.destroyed) return;
+    const tls = new TLSSocket(client, { isServer: true, secureContext: context });
+    targets.set(tls, { host: target.host, port: target.port, protocol: 'https' });
+    tlsSockets.add(tls);
+    tls.once('close', () => tlsSockets.delete(tls));
+    tls.on('error', (error: Error) => {
+      // Typically a client that does not trust the CA: it aborts the handshake.
+      debug('TLS with client for %s:%d: %s', target.host, target.port, error.message);
+      tls.destroy();
+    });
+    // Until the first request arrives; after that the inner server's keep-alive timer applies.
+    tls.setTimeout(timeouts.clientHeaderMs, () => tls.destroy());
+    inner.emit('connection', tls);
+  }
+
+  function tunnel(
+    client: Socket,
+    head: Buffer,
+    target: { host: string; port: number },
+    established: boolean,
+  ): void {
+    const started = performance.now();
+    const where = options.resolveAddress(target.host, target.port);
+    const name = hostKey(target.host, target.port);
+    const peer = clientOf(client);
+    let error: string | undefined;
+    let logged = false;
+    client.pause();
+    const upstream = net.connect({
+      host: where.host,
+      port: where.port,
+      allowHalfOpen: true,
+      ...(options.family ? { family: options.family } : {}),
+    });
+    tunnels.add(client);
+    const done = () => {
+      if (logged) return;
+      logged = true;
+      tunnels.delete(client);
+      options.onTunnel({
+        type: 'tunnel',
+        client: peer,
+        host: name,
+        bytesIn: upstream.bytesWritten,
+        bytesOut: upstream.bytesRead,
+        ms: Math.round(performance.now() - started),
+        error,
+        notTls: established,
+      });
+    };
+    const connectTimer =
+      timeouts.tunnelConnectMs > 0
+        ? setTimeout(
+            () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+            timeouts.tunnelConnectMs,
+          )
+        : undefined;
+    upstream.once('connect', () => {
+      if (connectTimer) clearTimeout(connectTimer);
+      debugTunnel('tunnel to %s (%s:%d) open', name, where.host, where.port);
+      if (!established) client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      if (timeouts.tunnelIdleMs > 0) {
+        const idle = () => {
+          debugTunnel('tunnel to %s idle for %dms: closing', name, timeouts.tunnelIdleMs);
+          client.destroy();
+          upstream.destroy();
+        };
+        client.setTimeout(timeouts.tunnelIdleMs, idle);
+        upstream.setTimeout(timeouts.tunnelIdleMs, idle);
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+    });
+    upstream.on('error', (e: Error & { code?: string }) => {
+      if (connectTimer) clearTimeout(connectTimer);
+      error ??= e.code ?? e.message;
+      debugTunnel('tunnel to %s: %s', name, error);
+      if (upstream.connecting || upstream.bytesRead + upstream.bytesWritten === 0) {
+        if (!established && client.writable)
+          client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
+        else client.destroy();
+      } else client.destroy();
+    });
+    client.once('close', () => {
+      upstream.destroy();
+      done();
+    });
+    upstream.once('close', () => {
+      if (client.writableEnded) return;
+      client.end();
+      // Half-closed clients that never close their side are cut after a short grace.
+      setTimeout(() => client.destroy(), 5000).unref();
+    });
+  }
+
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    host: string,
+    port: number,
+    path: string,
+  ) {
+    const started = performance.now();
+    const where = options.resolveAddress(host, port);
+    const record = (status: number, bytes: number, error: string | undefined) =>
+      options.onForward({
+        type: 'forward',
+        client: clientOf(req.socket),
+        method: req.method ?? 'GET',
+        host: hostKey(host, port),
+        path: path.split('?')[0] ?? path,
+        status,
+        bytes,
+        ms: Math.round(performance.now() - started),
+        error,
+      });
+    const upstream = http.request({
+      host: where.host,
+      port: where.port,
+      method: req.method,
+      path,
+      headers: {
+        ...endToEnd(req.headers),
+        host: port === 80 ? hostKey(host, port).replace(/:80$/, '') : hostKey(host, port),
+      },
+      agent: forwardAgent,
+      timeout: timeouts.tunnelConnectMs || undefined,
+    });
+    upstream.once('timeout', () =>
+      upstream.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })),
+    );
+    let bytes = 0;
+    try {
+      const responded = once(upstream, 'response') as Promise<[IncomingMessage]>;
+      await pipeline(req, upstream);
+      const [response] = await responded;
+      upstream.setTimeout(0);
+      res.writeHead(response.statusCode ?? 502, endToEnd(response.headers));
+      response.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+      await pipeline(response, res);
+      record(response.statusCode ?? 502, bytes, undefined);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? (error as Error).message;
+      upstream.destroy();
+      if (!res.headersSent) {
+        res
+          .writeHead(502, { 'content-type': 'text/plain' })
+          .end(`upstream ${hostKey(host, port)} failed: ${code}\n`);
+      } else res.destroy();
+      record(res.statusCode, bytes, code);
+    }
+  }
+
+  return {
+    server: outer,
+    get activeRequests() {
+      return active;
+    },
+    get openTunnels() {
+      return tunnels.size;
+    },
+    async listen(port, host) {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (error: Error) => reject(error);
+        outer.once('error', onError);
+        outer.listen({ port, host, ipv6Only: false }, () => {
+          outer.off('error', onError);
+          resolve();
+        });
+      });
+      return outer.address() as AddressInfo;
+    },
+    async shutdown(graceMs, quietMs = 500) {
+      draining = true;
+      const closed = outer.listening
+        ? new Promise<void>((resolve) => outer.close(() => resolve()))
+        : undefined;
+      outer.closeIdleConnections();
+      const deadline = Date.now() + graceMs;
+      let moved = tunnelBytes();
+      let quietSince = Date.now();
+      while (Date.now() < deadline) {
+        const now = tunnelBytes();
+        if (active > 0 || now !== moved) quietSince = Date.now();
+        moved = now;
+        if (Date.now() - quietSince >= quietMs) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (active > 0) debug('shutdown: %d requests still running after %dms: closing them', active, graceMs);
+      for (const socket of tunnels) socket.destroy();
+      for (const socket of tlsSockets) socket.destroy();
+      outer.closeAllConnections();
+      forwardAgent.destroy();
+      await closed;
+    },
+  };
+
+  function tunnelBytes(): number {
+    let total = 0;
+    for (const s of tunnels) total += s.bytesRead + s.bytesWritten;
+    return total;
+  }
+}

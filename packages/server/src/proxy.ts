@@ -1,0 +1,226 @@
+/**
+ * One proxy instance: configuration + @drp/ca + @drp/core + the network side (mitm.ts) + log +
+ * metrics. Everything it creates is owned by the returned object and released by `close()`;
+ * there is no module-level state, so several proxies can run in one process.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type CertificateAuthority, loadOrCreateCA } from '@drp/ca';
+import {
+  createRegistryCache,
+  parseHostPort,
+  type RegistryCache,
+  type RegistryCacheOptions,
+  type UpstreamTarget,
+} from '@drp/core';
+import createDebug from 'debug';
+import type { AccessLog } from './access-log.js';
+import { isIntercepted, type ServerConfig } from './config.js';
+import { createEndpoints } from './endpoints.js';
+import { createMetrics, type ProxyMetrics } from './metrics.js';
+import { createMitmServer, type MitmServer } from './mitm.js';
+import { VERSION } from './version.js';
+
+const debug = createDebug('drp:server');
+
+export interface CreateProxyOptions {
+  readonly config: ServerConfig;
+  /** Where request, tunnel and lifecycle lines go; undefined: nowhere. */
+  readonly log?: AccessLog;
+  /** Extra PEM certificates trusted upstream, besides UPSTREAM_CA_FILE. */
+  readonly upstreamCaPem?: readonly string[];
+}
+
+export interface DrpProxy {
+  readonly config: ServerConfig;
+  readonly ca: CertificateAuthority;
+  readonly cache: RegistryCache;
+  /** Set once listening. */
+  readonly address: AddressInfo | undefined;
+  /** `http://host:port` a client on this machine can use (loopback for a wildcard bind). */
+  readonly url: string;
+  readonly draining: boolean;
+  /** Binds `config.bind`:`config.port` (`::` falls back to 0.0.0.0 without IPv6). */
+  listen(): Promise<AddressInfo>;
+  /**
+   * Graceful stop: no new connections, in-flight transfers may finish within `graceMs`
+   * (default SHUTDOWN_TIMEOUT), then everything is closed. Idempotent.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Builds core's options from the daemon's configuration. */
+export function cacheOptionsFrom(
+  config: ServerConfig,
+  caCertificates: readonly string[],
+): RegistryCacheOptions {
+  return {
+    cacheDir: config.cacheDir,
+    maxSize: config.maxSize,
+    inactive: config.inactive,
+    manifestCache: { ...config.manifestCache },
+    credentials: config.credentials,
+    allowPush: config.allowPush,
+    upstream: {
+      mappings: { ...config.upstreamMappings },
+      caCertificates,
+      verifyTls: config.verifyTls,
+      ...(config.disableIpv6 ? { ipFamily: 4 as const } : {}),
+      connectTimeout: config.timeouts.proxyConnectMs,
+      responseTimeout: config.timeouts.proxySendMs,
+      readTimeout: config.timeouts.proxyReadMs,
+    },
+  };
+}
+
+/** UPSTREAM_MAPPINGS for tunnels and forwards, with core's rules: `host:port` wins over `host`. */
+export function createAddressResolver(
+  mappings: Readonly<Record<string, string>>,
+): (host: string, port: number) => { host: string; port: number } {
+  const table = new Map<string, { host: string; port: number }>();
+  for (const [from, to] of Object.entries(mappings)) {
+    const hasPort = /:\d+$/.test(from.trim());
+    const source = parseHostPort(from);
+    const dest = parseHostPort(to, hasPort && source ? source.port : 0);
+    if (!source || !dest) continue;
+    table.set(hasPort ? `${source.host}:${source.port}` : source.host, dest);
+  }
+  return (host, port) => {
+    const h = host.toLowerCase();
+    const hit = table.get(`${h}:${port}`) ?? table.get(h);
+    if (!hit) return { host, port };
+    return { host: hit.host, port: hit.port === 0 ? port : hit.port };
+  };
+}
+
+function loopbackUrl(address: AddressInfo): string {
+  const wildcard = address.address === '::' || address.address === '0.0.0.0';
+  const host = wildcard ? '127.0.0.1' : address.address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
+export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy> {
+  const { config, log } = options;
+  const caCertificates = [...(options.upstreamCaPem ?? [])];
+  if (config.upstreamCaFile) caCertificates.push(await readFile(config.upstreamCaFile, 'utf8'));
+
+  await mkdir(config.cacheDir, { recursive: true });
+  const ca = await loadOrCreateCA({
+    ...(config.caFiles
+      ? { certFile: config.caFiles.certFile, keyFile: config.caFiles.keyFile }
+      : { dir: config.caDir }),
+    ...(config.caPassphrase !== undefined ? { passphrase: config.caPassphrase } : {}),
+  });
+  ca.on('warning', (warning) => log?.event('warning', warning.message, { code: warning.code }));
+
+  let cache: RegistryCache;
+  try {
+    cache = await createRegistryCache(cacheOptionsFrom(config, caCertificates));
+  } catch (error) {
+    ca.close();
+    throw error;
+  }
+
+  let address: AddressInfo | undefined;
+  let draining = false;
+  let closing: Promise<void> | undefined;
+  let metrics: ProxyMetrics | undefined;
+
+  const intercepting = config.registries.map((r) =>
+    r.port === undefined ? r.host : `${r.host.includes(':') ? `[${r.host}]` : r.host}:${r.port}`,
+  );
+  const endpoints = createEndpoints({
+    caCertPem: ca.certPem,
+    caFingerprint: ca.fingerprint256,
+    intercepting,
+    port: () => address?.port ?? config.port,
+    draining: () => draining,
+    metrics: config.metrics ? () => metrics?.render() ?? Promise.reject(new Error('no metrics')) : undefined,
+    version: VERSION,
+  });
+
+  const clientOf = (req: IncomingMessage) => {
+    const a = req.socket.remoteAddress ?? '-';
+    return a.startsWith('::ffff:') ? a.slice(7) : a;
+  };
+
+  const mitm: MitmServer = createMitmServer({
+    intercepts: (host, port, scheme) => isIntercepted(config.registries, host, port, scheme),
+    secureContext: (name) => ca.secureContext(name),
+    onRegistryRequest(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget) {
+      const client = clientOf(req);
+      cache.handle(req, res, target).then(
+        (outcome) => {
+          log?.request(outcome, client);
+          metrics?.request(outcome);
+        },
+        (error: unknown) => debug('handle failed: %s', (error as Error).message),
+      );
+    },
+    onDirectRequest: endpoints,
+    onTunnel(record) {
+      log?.tunnel(record);
+      metrics?.tunnel(record);
+    },
+    onForward(record) {
+      log?.forward(record);
+      metrics?.forward(record);
+    },
+    resolveAddress: createAddressResolver(config.upstreamMappings),
+    family: config.disableIpv6 ? 4 : undefined,
+    timeouts: {
+      clientHeaderMs: config.timeouts.clientHeaderMs,
+      keepAliveMs: config.timeouts.keepAliveMs,
+      sendMs: config.timeouts.sendMs,
+      clientBodyMs: config.timeouts.clientBodyMs,
+      tunnelIdleMs: config.timeouts.tunnelIdleMs,
+      tunnelConnectMs: config.timeouts.tunnelConnectMs,
+    },
+  });
+
+  if (config.metrics) {
+    metrics = createMetrics(cache.events, {
+      activeRequests: () => mitm.activeRequests,
+      openTunnels: () => mitm.openTunnels,
+    });
+  }
+
+  return {
+    config,
+    ca,
+    cache,
+    get address() {
+      return address;
+    },
+    get url() {
+      if (!address) throw new Error('the proxy is not listening yet');
+      return loopbackUrl(address);
+    },
+    get draining() {
+      return draining;
+    },
+    async listen() {
+      try {
+        address = await mitm.listen(config.port, config.bind);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        const noIpv6 = code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL';
+        if (!(config.bind === '::' && noIpv6)) throw error;
+        debug('IPv6 unavailable (%s): listening on 0.0.0.0', code);
+        address = await mitm.listen(config.port, '0.0.0.0');
+      }
+      return address;
+    },
+    close(graceMs = config.timeouts.shutdownMs) {
+      closing ??= (async () => {
+        draining = true;
+        await mitm.shutdown(graceMs);
+        await cache.close();
+        ca.close();
+        metrics?.close();
+      })();
+      return closing;
+    },
+  };
+}
