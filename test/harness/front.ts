@@ -11,7 +11,7 @@ import type { TestCA } from './ca.ts';
 import { RequestCounter } from './counter.ts';
 import { type HttpsRequestOptions, type HttpsResponse, httpsRequest } from './http.ts';
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown; // may return res.end() or a promise
 
 export interface HttpsServerOptions {
   /** DNS names for the certificate besides localhost and 127.0.0.1 (e.g. ['cdn.test']). */
@@ -152,11 +152,7 @@ export interface Forward {
   raw(opts?: Pick<ForwardOptions, 'path' | 'method' | 'headers' | 'body'>): Promise<IncomingMessage>;
 }
 
-export type Interceptor = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  forward: Forward,
-) => void | Promise<void>;
+export type Interceptor = (req: IncomingMessage, res: ServerResponse, forward: Forward) => unknown;
 
 export interface FrontOptions extends HttpsServerOptions {
   upstream: Upstream;

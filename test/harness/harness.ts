@@ -63,7 +63,7 @@ export interface Harness {
   /** A long-lived process stopped at cleanup (SIGTERM, then SIGKILL). */
   spawn(cmd: string, args: string[], opts?: DaemonOptions): Daemon;
   /** Registers extra cleanup; runs in reverse order, before processes are killed and dirs removed. */
-  defer(fn: () => Promise<void> | void): void;
+  defer(fn: () => unknown): void;
   /** Runs the cleanup now (idempotent). Called automatically via t.after(). */
   close(): Promise<void>;
 }
@@ -89,7 +89,7 @@ export function createHarness(t?: CleanupHost): Harness {
   const keep = process.env.DRP_TEST_KEEP === '1';
   const dir = mkdtempSync(join(process.env.DRP_TEST_TMPDIR ?? tmpdir(), 'drp-test-'));
   if (!keep) trackDir(dir);
-  const deferred: (() => Promise<void> | void)[] = [];
+  const deferred: (() => unknown)[] = [];
   const daemons: Daemon[] = [];
   let ca: Promise<TestCA> | undefined;
   let closing: Promise<void> | undefined;
@@ -105,7 +105,7 @@ export function createHarness(t?: CleanupHost): Harness {
     ca ??= createTestCA(join(dir, 'ca'));
     return ca;
   };
-  const defer = (fn: () => Promise<void> | void) => {
+  const defer = (fn: () => unknown) => {
     deferred.push(fn);
   };
 

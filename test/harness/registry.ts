@@ -160,7 +160,14 @@ export async function startRegistry(dir: string, ca: TestCA, opts: RegistryOptio
       throw new Error(`docker-registry exited during startup:\n${daemon.output()}`);
     }
     // The readiness ping is logged asynchronously; wait for it so reset() really starts clean.
-    await counter.waitFor({ kind: 'ping' }, 1, 5000);
+    // No log line means another server answered on that port: try another one.
+    try {
+      await counter.waitFor({ kind: 'ping' }, 1, 5000);
+    } catch (e) {
+      await daemon.stop();
+      if (attempt < 5) continue;
+      throw new Error(`registry on port ${port} never logged its readiness ping: ${e}\n${daemon.output()}`);
+    }
     counter.reset();
 
     const registry: Registry = {
