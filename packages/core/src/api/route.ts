@@ -80,11 +80,16 @@ function checkName(name: string): string {
 }
 
 function decode(segment: string): string {
+  let decoded: string;
   try {
-    return decodeURIComponent(segment);
+    decoded = decodeURIComponent(segment);
   } catch {
     throw new DrpError('DRP_PATH_INVALID', 'malformed percent-encoding in path');
   }
+  // `library%2Falpine` would be cached as `library/alpine` while upstream is asked for something
+  // else: an encoded separator is never part of a name, tag or digest.
+  if (decoded.includes('/')) throw new DrpError('DRP_PATH_INVALID', 'encoded "/" in path');
+  return decoded;
 }
 
 /**
