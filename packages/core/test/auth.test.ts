@@ -176,9 +176,9 @@ describe('the injection rule', () => {
 
   test('hosts without credentials, and ports, are matched exactly', () => {
     assert.equal(credentials.apply({ host: 'registry-1.docker.io', port: 443 }, {}).authorization, undefined);
-    assert.equal(
-      credentials.apply({ host: 'registry.local', port: 5000 }, {}).authorization?.startsWith('Basic '),
-      true,
+    assert.match(
+      String(credentials.apply({ host: 'registry.local', port: 5000 }, {}).authorization),
+      /^Basic /,
     );
     assert.equal(credentials.apply({ host: 'registry.local', port: 443 }, {}).authorization, undefined);
   });
