@@ -268,9 +268,12 @@ export async function startFront(ca: TestCA, opts: FrontOptions): Promise<Front>
       const headers = endToEnd(upRes.headers);
       applyOverrides(headers, o.responseHeaders);
       res.writeHead(o.status ?? upRes.statusCode ?? 502, headers);
-      res.once('close', () => upRes.destroy());
-      let body: NodeJS.ReadableStream = upRes;
-      if (o.corruptAt !== undefined || o.stallAfter) body = upRes.pipe(new BodyEdit(o));
+      const edit = o.corruptAt !== undefined || o.stallAfter ? new BodyEdit(o) : undefined;
+      const body: NodeJS.ReadableStream = edit ? upRes.pipe(edit) : upRes;
+      res.once('close', () => {
+        upRes.destroy();
+        edit?.destroy(); // clears a pending stall timer
+      });
       if (o.truncateAfter !== undefined) {
         const limit = o.truncateAfter;
         let sent = 0;
