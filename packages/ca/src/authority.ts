@@ -23,6 +23,12 @@ import {
 const debug = createDebug('drp:ca');
 const DAY = 86_400_000;
 const EXPIRY_CHECK_INTERVAL_MS = 6 * 60 * 60 * 1000;
+/**
+ * Leaves made at once. Each issuance is a chain of short WebCrypto jobs on the libuv pool,
+ * which fs and dns.lookup share: two keep the pool available to the rest of the proxy while
+ * overlapping one issuance's JS with the other's job.
+ */
+const ISSUE_CONCURRENCY = 2;
 
 export interface CaWarning {
   readonly code: 'CA_EXPIRING';
@@ -113,6 +119,7 @@ class Authority extends EventEmitter<CaEvents> implements CertificateAuthority {
       leafKeyType: options.leafKeyType,
       leafValidityDays: options.leafValidityDays,
       maxCachedLeaves: options.maxCachedLeaves,
+      concurrency: ISSUE_CONCURRENCY,
       now: options.now,
       onIssued: (event) => this.emit('issued', event),
     });

@@ -23,11 +23,15 @@ export function defaultCommonName(now: Date): string {
   return `drp CA Root ${hostname()} ${date}`.slice(0, 64);
 }
 
-export function randomSerial(): string {
+/** 16 random bytes, top bit clear and first byte non-zero: a positive, minimal 128-bit INTEGER. */
+export function randomSerialBytes(): Buffer {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f; // positive INTEGER, no leading 0x00 byte needed
-  if (bytes[0] === 0) bytes[0] = 0x01;
-  return bytes.toString('hex');
+  bytes[0] = (bytes[0] ?? 0) & 0x7f || 0x01;
+  return bytes;
+}
+
+export function randomSerial(): string {
+  return randomSerialBytes().toString('hex');
 }
 
 export async function createCaCertificate(options: {

@@ -1,17 +1,20 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import createDebug from 'debug';
 import type { ValidatedCa } from './certificate.js';
+import { certificateSubject } from './der.js';
 import { CaError } from './errors.js';
-import { BACKDATE_MS, randomSerial } from './generate.js';
+import { Gate } from './gate.js';
+import { BACKDATE_MS, randomSerialBytes } from './generate.js';
 import {
-  crypto,
   exportPrivateKeyPem,
   exportSpki,
   generateKeyPair,
   keyIdentifier,
   type LeafKeyType,
   type SigningKey,
+  toPem,
 } from './keys.js';
+import { buildLeaf, type LeafTemplate } from './leaf.js';
 import { type LeafName, parseLeafName } from './names.js';
 import { x509 } from './x509.js';
 
@@ -50,6 +53,8 @@ export interface IssuerOptions {
   readonly leafKeyType: LeafKeyType;
   readonly leafValidityDays: number;
   readonly maxCachedLeaves: number;
+  /** Issuances in progress at once (the rest queue); see Gate. */
+  readonly concurrency: number;
   readonly now: () => Date;
   readonly onIssued: (event: IssuedEvent) => void;
 }
@@ -68,28 +73,23 @@ interface Entry {
 export class LeafIssuer {
   readonly #o: IssuerOptions;
   readonly #entries = new Map<string, Entry>();
-  // Built once: what every leaf shares. Rebuilding names and extensions per leaf costs
-  // ASN.1 work on the event loop for nothing.
-  readonly #issuerName: x509.Name;
-  readonly #staticExtensions: x509.Extension[];
+  readonly #gate: Gate;
+  /** What every leaf shares, computed once. */
+  readonly #template: LeafTemplate;
 
   constructor(options: IssuerOptions) {
     this.#o = options;
-    this.#issuerName = options.ca.cert.subjectName;
-    const usages =
-      options.leafKeyType === 'rsa-2048'
-        ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
-        : x509.KeyUsageFlags.digitalSignature;
+    this.#gate = new Gate(options.concurrency);
     // The CA's own subjectKeyIdentifier when it has one (chain builders match on it), else derived.
     const caKeyId =
       options.ca.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ??
       keyIdentifier(Buffer.from(options.ca.cert.publicKey.rawData));
-    this.#staticExtensions = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(usages, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      new x509.AuthorityKeyIdentifierExtension(caKeyId, false),
-    ];
+    this.#template = {
+      issuer: certificateSubject(options.ca.certDer),
+      authorityKeyId: Buffer.from(caKeyId, 'hex'),
+      signingKey: options.signingKey,
+      rsaLeaf: options.leafKeyType === 'rsa-2048',
+    };
   }
 
   get size(): number {
@@ -139,25 +139,27 @@ export class LeafIssuer {
     if (entry.pending) return entry.pending;
     const renewal = entry.current !== undefined;
     const started = performance.now();
-    const pending = this.#create(name).then(
-      (leaf) => {
-        entry.current = leaf;
-        entry.pending = undefined;
-        this.#o.onIssued({
-          name: leaf.name,
-          notAfter: leaf.notAfter,
-          serialNumber: leaf.serialNumber,
-          durationMs: performance.now() - started,
-          renewal,
-        });
-        return leaf;
-      },
-      (err: unknown) => {
-        entry.pending = undefined;
-        if (!entry.current && this.#entries.get(name.name) === entry) this.#entries.delete(name.name);
-        throw err;
-      },
-    );
+    const pending = this.#gate
+      .run(() => this.#create(name))
+      .then(
+        (leaf) => {
+          entry.current = leaf;
+          entry.pending = undefined;
+          this.#o.onIssued({
+            name: leaf.name,
+            notAfter: leaf.notAfter,
+            serialNumber: leaf.serialNumber,
+            durationMs: performance.now() - started,
+            renewal,
+          });
+          return leaf;
+        },
+        (err: unknown) => {
+          entry.pending = undefined;
+          if (!entry.current && this.#entries.get(name.name) === entry) this.#entries.delete(name.name);
+          throw err;
+        },
+      );
     entry.pending = pending;
     return pending;
   }
@@ -171,7 +173,7 @@ export class LeafIssuer {
   }
 
   async #create(name: LeafName): Promise<IssuedCertificate> {
-    const { ca, signingKey } = this.#o;
+    const { ca } = this.#o;
     const now = this.#o.now().getTime();
     const caNotAfter = ca.notAfter.getTime();
     if (caNotAfter <= now) {
@@ -180,8 +182,9 @@ export class LeafIssuer {
         `The CA expired on ${ca.notAfter.toISOString()}; no certificate can be issued`,
       );
     }
-    const notBefore = new Date(Math.max(now - BACKDATE_MS, ca.notBefore.getTime()));
-    const wanted = now + this.#o.leafValidityDays * DAY;
+    // Whole seconds, as the certificate encodes them, so notBefore/notAfter here are exact.
+    const notBefore = new Date(wholeSeconds(Math.max(now - BACKDATE_MS, ca.notBefore.getTime())));
+    const wanted = wholeSeconds(now + this.#o.leafValidityDays * DAY);
     // Never past the CA's own expiry: a chain is only as valid as its shortest link.
     const capped = wanted >= caNotAfter;
     const notAfter = new Date(capped ? caNotAfter : wanted);
@@ -190,31 +193,19 @@ export class LeafIssuer {
 
     const keys = await generateKeyPair(this.#o.leafKeyType);
     const spki = await exportSpki(keys.publicKey);
-    const serialNumber = randomSerial();
-    const cert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber,
-        // CN is informational (clients match the SAN) and limited to 64 characters.
-        subject: [{ O: ['drp'] }, { CN: [name.name.length <= 64 ? name.name : 'drp leaf'] }],
-        issuer: this.#issuerName,
-        notBefore,
-        notAfter,
-        publicKey: spki,
-        signingKey: signingKey.privateKey,
-        signingAlgorithm: signingKey.signingAlgorithm,
-        extensions: [
-          ...this.#staticExtensions,
-          new x509.SubjectAlternativeNameExtension([
-            { type: name.kind === 'ip' ? 'ip' : 'dns', value: name.name },
-          ]),
-          new x509.SubjectKeyIdentifierExtension(keyIdentifier(spki), false),
-        ],
-      },
-      crypto,
-    );
+    const serial = randomSerialBytes();
+    const der = await buildLeaf(this.#template, {
+      name,
+      serial,
+      notBefore,
+      notAfter,
+      spki,
+      subjectKeyId: Buffer.from(keyIdentifier(spki), 'hex'),
+    });
+    const serialNumber = serial.toString('hex');
     const leaf: IssuedCertificate = {
       name: name.name,
-      certPem: ensureNewline(cert.toString('pem')),
+      certPem: toPem(der, 'CERTIFICATE'),
       keyPem: await exportPrivateKeyPem(keys.privateKey),
       notBefore,
       notAfter,
@@ -227,6 +218,4 @@ export class LeafIssuer {
   }
 }
 
-export function ensureNewline(pem: string): string {
-  return pem.endsWith('\n') ? pem : `${pem}\n`;
-}
+const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;

@@ -6,6 +6,7 @@ type EcdsaParams = webcrypto.EcdsaParams;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 type RsaHashedKeyGenParams = webcrypto.RsaHashedKeyGenParams;
 
+import { NULL, oid, readTlv, sequence } from './der.js';
 import { CaError } from './errors.js';
 
 /** WebCrypto from node:crypto, passed explicitly so an embedding app's x509 provider is left alone. */
@@ -26,6 +27,10 @@ export const LEAF_KEY_TYPES: readonly LeafKeyType[] = ['ecdsa-p256', 'rsa-2048']
 export interface SigningKey {
   readonly privateKey: CryptoKey;
   readonly signingAlgorithm: Algorithm | EcdsaParams;
+  /** DER AlgorithmIdentifier of the signatures this key makes (ecdsa-with-SHA256, sha256WithRSAEncryption...). */
+  readonly algorithmIdentifier: Buffer;
+  /** 'ecdsa' signatures come from WebCrypto as r||s and are DER-encoded for X.509. */
+  readonly family: 'ecdsa' | 'rsa';
   /** e.g. 'ecdsa-p256', 'rsa-4096': for logs and docs, not for logic. */
   readonly description: string;
 }
@@ -37,6 +42,13 @@ export interface GeneratedKeyPair {
 }
 
 const CURVE_HASH: Record<string, string> = { 'P-256': 'SHA-256', 'P-384': 'SHA-384', 'P-521': 'SHA-512' };
+// RFC 5758 §3.2 (ECDSA: parameters absent) and RFC 4055 (RSA: NULL parameters).
+const ECDSA_WITH: Record<string, Buffer> = {
+  'SHA-256': sequence(oid('1.2.840.10045.4.3.2')),
+  'SHA-384': sequence(oid('1.2.840.10045.4.3.3')),
+  'SHA-512': sequence(oid('1.2.840.10045.4.3.4')),
+};
+const SHA256_WITH_RSA = sequence(oid('1.2.840.113549.1.1.11'), NULL);
 const OPENSSL_CURVES: Record<string, string> = {
   prime256v1: 'P-256',
   secp384r1: 'P-384',
@@ -99,22 +111,6 @@ export function keyIdentifier(spki: Buffer): string {
     .digest('hex');
 }
 
-function readTlv(der: Buffer, start: number): { start: number; contentStart: number; end: number } {
-  const first = der[start + 1];
-  if (first === undefined) throw new Error('truncated DER');
-  let length = first;
-  let contentStart = start + 2;
-  if (first & 0x80) {
-    const count = first & 0x7f;
-    if (count === 0 || count > 4) throw new Error('unsupported DER length');
-    length = der.readUIntBE(start + 2, count);
-    contentStart += count;
-  }
-  const end = contentStart + length;
-  if (end > der.length) throw new Error('truncated DER');
-  return { start, contentStart, end };
-}
-
 /** The original (rpardini/docker-registry-proxy) encrypts its CA key with this fixed passphrase. */
 export const ORIGINAL_PASSPHRASE = 'foobar';
 
@@ -164,7 +160,13 @@ export async function toSigningKey(key: KeyObject, source: string): Promise<Sign
       false,
       ['sign'],
     );
-    return { privateKey, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' }, description: `rsa-${bits}` };
+    return {
+      privateKey,
+      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' },
+      algorithmIdentifier: SHA256_WITH_RSA,
+      family: 'rsa',
+      description: `rsa-${bits}`,
+    };
   }
   if (key.asymmetricKeyType === 'ec') {
     const namedCurve = OPENSSL_CURVES[details.namedCurve ?? ''];
@@ -172,10 +174,12 @@ export async function toSigningKey(key: KeyObject, source: string): Promise<Sign
       const privateKey = await crypto.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve }, false, [
         'sign',
       ]);
-      const signingAlgorithm = { name: 'ECDSA', hash: CURVE_HASH[namedCurve] } as EcdsaParams;
+      const hash = CURVE_HASH[namedCurve] ?? 'SHA-256';
       return {
         privateKey,
-        signingAlgorithm,
+        signingAlgorithm: { name: 'ECDSA', hash } as EcdsaParams,
+        algorithmIdentifier: ECDSA_WITH[hash]!,
+        family: 'ecdsa',
         description: `ecdsa-${namedCurve.toLowerCase().replace('-', '')}`,
       };
     }

@@ -87,3 +87,53 @@ export async function opensslSelfSigned(
   await chmod(keyFile, 0o600);
   return { certFile, keyFile };
 }
+
+export interface TestRegistry {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A tiny HTTPS "registry": /v2/ answers 200 {} and any manifest GET answers a minimal OCI
+ * manifest, so that curl and skopeo complete a request once TLS trust works. TLS comes from
+ * `tls` (SNICallback and/or a default cert).
+ */
+export async function startRegistry(tlsOptions: import('node:tls').TlsOptions): Promise<TestRegistry> {
+  const { createServer } = await import('node:https');
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: `sha256:${'0'.repeat(64)}`,
+      size: 2,
+    },
+    layers: [],
+  });
+  const server = createServer(tlsOptions, (req, res) => {
+    if (req.url === '/v2/' || req.url === '/v2') {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'docker-distribution-api-version': 'registry/2.0',
+      });
+      res.end('{}');
+    } else if (req.url?.includes('/manifests/')) {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+      res.end(req.method === 'HEAD' ? undefined : manifest);
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"NOT_FOUND","message":"not found"}]}');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -34,7 +34,7 @@ describe('parseLeafName', () => {
     'a.*.example',
     'fe80::1%eth0',
     '[::1',
-    'x'.repeat(64) + '.example',
+    `${'x'.repeat(64)}.example`,
     `${'a.'.repeat(130)}example`,
     'nul\u0000.example',
   ]) {
