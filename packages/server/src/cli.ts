@@ -167,7 +167,7 @@ export async function main(argv: string[]): Promise<void> {
     const graceMs = config.timeouts.shutdownMs;
     log.event(
       'shutdown',
-      `${signal}: no new connections; letting in-flight transfers finish (up to ${graceMs} ms)`,
+      `${signal}: new clients refused; letting in-flight pulls and pushes finish (up to ${graceMs} ms)`,
     );
     const started = Date.now();
     await proxy.close(graceMs);

@@ -93,9 +93,10 @@ export interface MitmServer {
   readonly activeRequests: number;
   readonly openTunnels: number;
   /**
-   * Stops accepting connections, keeps serving requests on open connections until nothing has
-   * moved for `quietMs` (so a pull that is between two requests can finish) or `graceMs` has
-   * passed, then closes everything. Resolves when all sockets are closed.
+   * Graceful stop. New clients are refused at once; clients with a request or tunnel in flight
+   * (or one that ended within `quietMs`) may still open connections, because a pull is many
+   * requests over several connections and must be able to finish. When nothing has moved for
+   * `quietMs`, or `graceMs` has passed, the listener and every socket are closed.
    */
   shutdown(graceMs: number, quietMs?: number): Promise<void>;
 }
@@ -206,6 +207,20 @@ export function createMitmServer(options: MitmOptions): MitmServer {
   const tlsSockets = new Set<TLSSocket>();
   let active = 0;
   let draining = false;
+  /** Per client address: requests and tunnels in flight, and when the last one ended. */
+  const clients = new Map<string, { active: number; lastSeen: number }>();
+  let quietWindowMs = 1000;
+  const clientBusy = (address: string, delta: 1 | -1) => {
+    const entry = clients.get(address) ?? { active: 0, lastSeen: 0 };
+    entry.active += delta;
+    entry.lastSeen = Date.now();
+    if (entry.active <= 0 && !draining) clients.delete(address);
+    else clients.set(address, entry);
+  };
+  const recentClient = (address: string) => {
+    const entry = clients.get(address);
+    return entry !== undefined && (entry.active > 0 || Date.now() - entry.lastSeen < quietWindowMs);
+  };
   const forwardAgent = new http.Agent({
     keepAlive: true,
     ...(options.family ? { family: options.family } : {}),
@@ -220,15 +235,25 @@ export function createMitmServer(options: MitmOptions): MitmServer {
   const inner = http.createServer({ requestTimeout: 0, keepAliveTimeout: timeouts.keepAliveMs });
   inner.timeout = 0;
 
-  const track = (res: ServerResponse) => {
+  const track = (req: IncomingMessage, res: ServerResponse) => {
+    const client = clientOf(req.socket);
     active += 1;
+    clientBusy(client, 1);
     res.once('close', () => {
       active -= 1;
+      clientBusy(client, -1);
     });
   };
 
+  outer.on('connection', (socket: Socket) => {
+    if (draining && !recentClient(clientOf(socket))) {
+      debug('shutting down: refusing a new client %s', clientOf(socket));
+      socket.destroy();
+    }
+  });
+
   inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    track(res);
+    track(req, res);
     req.socket.setTimeout(0);
     const target = targets.get(req.socket);
     if (!target) {
@@ -245,7 +270,7 @@ export function createMitmServer(options: MitmOptions): MitmServer {
   });
 
   outer.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    track(res);
+    track(req, res);
     const url = req.url ?? '/';
     if (url.startsWith('/')) {
       options.onDirectRequest(req, res);
@@ -282,10 +307,6 @@ export function createMitmServer(options: MitmOptions): MitmServer {
     const target = parseConnectTarget(req.url);
     if (!target) {
       client.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
-      return;
-    }
-    if (draining) {
-      client.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
       return;
     }
     if (options.intercepts(target.host, target.port, 'https')) {
@@ -379,10 +400,12 @@ export function createMitmServer(options: MitmOptions): MitmServer {
       ...(options.family ? { family: options.family } : {}),
     });
     tunnels.add(client);
+    clientBusy(peer, 1);
     const done = () => {
       if (logged) return;
       logged = true;
       tunnels.delete(client);
+      clientBusy(peer, -1);
       options.onTunnel({
         type: 'tunnel',
         client: peer,
@@ -520,12 +543,9 @@ export function createMitmServer(options: MitmOptions): MitmServer {
       });
       return outer.address() as AddressInfo;
     },
-    async shutdown(graceMs, quietMs = 500) {
+    async shutdown(graceMs, quietMs = 1000) {
       draining = true;
-      const closed = outer.listening
-        ? new Promise<void>((resolve) => outer.close(() => resolve()))
-        : undefined;
-      outer.closeIdleConnections();
+      quietWindowMs = quietMs;
       const deadline = Date.now() + graceMs;
       let moved = tunnelBytes();
       let quietSince = Date.now();
@@ -537,6 +557,9 @@ export function createMitmServer(options: MitmOptions): MitmServer {
         await new Promise((r) => setTimeout(r, 50));
       }
       if (active > 0) debug('shutdown: %d requests still running after %dms: closing them', active, graceMs);
+      const closed = outer.listening
+        ? new Promise<void>((resolve) => outer.close(() => resolve()))
+        : undefined;
       for (const socket of tunnels) socket.destroy();
       for (const socket of tlsSockets) socket.destroy();
       outer.closeAllConnections();
