@@ -370,7 +370,7 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
   const caKeyFile = read<string | undefined>('CA_KEY_FILE', (v) => v.asText());
   if ((caCrtFile === undefined) !== (caKeyFile === undefined)) {
     throw new ConfigError(
-      `invalid ${caCrtFile === undefined ? 'CA_KEY_FILE' : 'CA_CRT_FILE'}: CA_CRT_FILE and CA_KEY_FILE must be set together (or neither, to use CA_DIR)`,
+      `invalid ${caCrtFile === undefined ? 'CA_CRT_FILE' : 'CA_KEY_FILE'}: CA_CRT_FILE and CA_KEY_FILE must be set together (or neither, to use CA_DIR)`,
     );
   }
 
