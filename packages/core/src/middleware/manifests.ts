@@ -292,6 +292,15 @@ function serveStale(
 }
 
 /**
+ * Docker schema 1 (deprecated; registries still convert to it for old Accept headers): its
+ * digest is not the digest of its bytes, so it can be neither verified nor cached.
+ */
+function isSchema1(fetched: Extract<Fetched, { kind: 'buffered' }>): boolean {
+  const type = headerValue(fetched.headers, 'content-type') ?? '';
+  return type.startsWith('application/vnd.docker.distribution.manifest.v1+');
+}
+
+/**
  * Checks an upstream 200 manifest: the digest it claims must be the digest of its bytes.
  * Returns the digest and media type, or a DrpError.
  */
@@ -407,6 +416,10 @@ async function serveByDigest(ctx: RequestContext, services: Services, digest: st
     await relay(ctx, fetched);
     return;
   }
+  if (isSchema1(fetched)) {
+    relayBuffered(ctx, fetched);
+    return;
+  }
   const checked = checkManifest(fetched, digest);
   if (checked instanceof DrpError) {
     services.events.publish('verify-failed', {
@@ -509,6 +522,12 @@ async function serveByTag(ctx: RequestContext, services: Services, tag: string):
   if (cached && failed(fetched)) return serveStale(ctx, services, cached, fetched);
   if (fetched.kind !== 'buffered' || fetched.status !== 200) {
     await relay(ctx, fetched);
+    return;
+  }
+  if (isSchema1(fetched)) {
+    // Signed schema 1: its digest covers the payload without signatures; never cached.
+    ctx.outcome.cacheStatus = 'BYPASS';
+    relayBuffered(ctx, fetched);
     return;
   }
   const checked = checkManifest(fetched);
