@@ -354,7 +354,7 @@ test('bad configuration exits with status 2 and a message naming the variable', 
     { args: ['--no-such-flag'], message: /no-such-flag/ },
     {
       env: { AUTH_REGISTRIES: 'ghcr.io:alice:pa:ss-SECRET' },
-      message: /invalid AUTH_REGISTRIES: entry 1 \(host ghcr\.io\) has 4 fields/,
+      message: /invalid AUTH_REGISTRIES: entry 1 \(host ghcr\.io\) has 4 field,
     },
   ];
   await Promise.all(

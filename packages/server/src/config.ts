@@ -11,7 +11,13 @@ import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDuration, parseHostPort, parseSize, type RegistryCredential } from '@drp/core';
+import {
+  parseAuthRegistries,
+  parseDuration,
+  parseHostPort,
+  parseSize,
+  type RegistryCredential,
+} from '@drp/core';
 import envVar from 'env-var';
 
 /** Hosts that are always intercepted, whatever REGISTRIES says (Docker Hub). */
@@ -458,44 +464,17 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
   return Object.freeze(config);
 }
 
-/**
- * AUTH_REGISTRIES: entries split by AUTH_REGISTRIES_DELIMITER, fields by AUTH_REGISTRY_DELIMITER.
- * Unlike the original, an entry that is not exactly host, user and password is an error.
- * Messages name entries by position and host, never a user or a password.
- */
+/** AUTH_REGISTRIES through core's parser; its messages never contain a user name or password. */
 function parseCredentials(
   value: string,
   entryDelimiter: string,
   fieldDelimiter: string,
 ): RegistryCredential[] {
-  const fail = (message: string): never => {
-    throw new ConfigError(`invalid AUTH_REGISTRIES: ${message}`);
-  };
-  if (entryDelimiter === '' || fieldDelimiter === '') fail('the delimiters must not be empty');
-  if (entryDelimiter === fieldDelimiter) {
-    fail('AUTH_REGISTRIES_DELIMITER and AUTH_REGISTRY_DELIMITER must differ');
+  try {
+    return parseAuthRegistries(value, { entryDelimiter, fieldDelimiter }).map((c) => Object.freeze(c));
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : 'invalid AUTH_REGISTRIES');
   }
-  const entries = (entryDelimiter === ' ' ? value.split(/\s+/) : value.split(entryDelimiter))
-    .map((e) => e.trim())
-    .filter(Boolean);
-  return entries.map((entry, i) => {
-    const fields = entry.split(fieldDelimiter);
-    const host = fields[0] ?? '';
-    const where =
-      fields.length >= 3 && parseHostPort(host) ? `entry ${i + 1} (host ${host})` : `entry ${i + 1}`;
-    if (fields.length !== 3) {
-      return fail(
-        `${where} has ${fields.length} fields separated by ${JSON.stringify(fieldDelimiter)}, expected host${fieldDelimiter}user${fieldDelimiter}password` +
-          (fields.length > 3
-            ? ' (set AUTH_REGISTRY_DELIMITER to a sequence the password does not contain)'
-            : ''),
-      );
-    }
-    const [, username = '', password = ''] = fields;
-    if (!parseHostPort(host)) fail(`${where} does not start with a host name`);
-    if (username === '' || password === '') fail(`${where} has an empty user or password`);
-    return Object.freeze({ host: host.toLowerCase(), username, password });
-  });
 }
 
 function flagFor(variable: string): string {
