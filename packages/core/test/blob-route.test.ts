@@ -61,8 +61,10 @@ describe('route grammar', () => {
   });
 
   test('tags follow the distribution grammar', () => {
-    for (const ok of ['latest', 'v1.2.3', '_x', 'A-b.c_d', 'a'.repeat(128)]) assert.equal(isValidTag(ok), true, ok);
-    for (const bad of ['.x', '-x', 'a'.repeat(129), 'a/b', 'a:b', 'a+b', '']) assert.equal(isValidTag(bad), false, bad);
+    for (const ok of ['latest', 'v1.2.3', '_x', 'A-b.c_d', 'a'.repeat(128)])
+      assert.equal(isValidTag(ok), true, ok);
+    for (const bad of ['.x', '-x', 'a'.repeat(129), 'a/b', 'a:b', 'a+b', ''])
+      assert.equal(isValidTag(bad), false, bad);
     rejects('/v2/x/manifests/-bad', 'DRP_REFERENCE_INVALID');
   });
 
@@ -78,7 +80,11 @@ describe('route grammar', () => {
       `SHA256:${'a'.repeat(64)}`,
       `sha256:${'g'.repeat(64)}`,
     ]) {
-      assert.throws(() => parseDigest(bad), (e) => isDrpError(e) && e.code === 'DRP_DIGEST_INVALID', bad);
+      assert.throws(
+        () => parseDigest(bad),
+        (e) => isDrpError(e) && e.code === 'DRP_DIGEST_INVALID',
+        bad,
+      );
       rejects(`/v2/x/blobs/${bad}`, 'DRP_DIGEST_INVALID');
     }
     rejects('/v2/x/referrers/nope', 'DRP_DIGEST_INVALID');
@@ -122,9 +128,12 @@ describe('Range', () => {
       end: 1,
     });
     assert.deepEqual(rangeFor({ range: 'bytes=0-1', 'if-range': '"other"' }, 10, etag), { kind: 'full' });
-    assert.deepEqual(rangeFor({ range: 'bytes=0-1', 'if-range': 'Wed, 21 Oct 2015 07:28:00 GMT' }, 10, etag), {
-      kind: 'full',
-    });
+    assert.deepEqual(
+      rangeFor({ range: 'bytes=0-1', 'if-range': 'Wed, 21 Oct 2015 07:28:00 GMT' }, 10, etag),
+      {
+        kind: 'full',
+      },
+    );
     assert.equal(notModified({ 'if-none-match': `"x", ${etag}` }, etag), true);
     assert.equal(notModified({ 'if-none-match': '*' }, etag), true);
     assert.equal(notModified({ 'if-none-match': '"x"' }, etag), false);
