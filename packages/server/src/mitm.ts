@@ -210,10 +210,12 @@ export function createMitmServer(options: MitmOptions): MitmServer {
   /** Per client address: requests and tunnels in flight, and when the last one ended. */
   const clients = new Map<string, { active: number; lastSeen: number }>();
   let quietWindowMs = 1000;
+  let lastActivityAt = 0;
   const clientBusy = (address: string, delta: 1 | -1) => {
     const entry = clients.get(address) ?? { active: 0, lastSeen: 0 };
     entry.active += delta;
     entry.lastSeen = Date.now();
+    lastActivityAt = entry.lastSeen;
     if (entry.active <= 0 && !draining) clients.delete(address);
     else clients.set(address, entry);
   };
@@ -548,7 +550,8 @@ export function createMitmServer(options: MitmOptions): MitmServer {
       quietWindowMs = quietMs;
       const deadline = Date.now() + graceMs;
       let moved = tunnelBytes();
-      let quietSince = Date.now();
+      // An idle proxy stops at once; one that just answered waits for the client's next request.
+      let quietSince = lastActivityAt;
       while (Date.now() < deadline) {
         const now = tunnelBytes();
         if (active > 0 || now !== moved) quietSince = Date.now();
