@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import createDebug from 'debug';
@@ -25,10 +26,11 @@ const DAY = 86_400_000;
 const EXPIRY_CHECK_INTERVAL_MS = 6 * 60 * 60 * 1000;
 /**
  * Leaves made at once. Each issuance is a chain of short WebCrypto jobs on the libuv pool,
- * which fs and dns.lookup share: two keep the pool available to the rest of the proxy while
- * overlapping one issuance's JS with the other's job.
+ * which fs and dns.lookup share, and which competes with the event loop for CPUs: on a
+ * 2-CPU machine one at a time keeps a core for the event loop (measured: RSA-4096 CA bursts
+ * lag 65 ms with two, see docs/ca.md); with more CPUs two overlap JS with a pool job.
  */
-const ISSUE_CONCURRENCY = 2;
+const ISSUE_CONCURRENCY = availableParallelism() > 2 ? 2 : 1;
 
 export interface CaWarning {
   readonly code: 'CA_EXPIRING';

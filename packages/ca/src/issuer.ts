@@ -76,6 +76,7 @@ export class LeafIssuer {
   readonly #gate: Gate;
   /** What every leaf shares, computed once. */
   readonly #template: LeafTemplate;
+  #sharedKey: { made: number; key: Promise<LeafKey> } | undefined;
 
   constructor(options: IssuerOptions) {
     this.#o = options;
@@ -191,22 +192,21 @@ export class LeafIssuer {
     const lifetime = notAfter.getTime() - notBefore.getTime();
     const renewAt = new Date(capped ? caNotAfter - HARD_MARGIN_MS : notBefore.getTime() + (lifetime * 2) / 3);
 
-    const keys = await generateKeyPair(this.#o.leafKeyType);
-    const spki = await exportSpki(keys.publicKey);
+    const key = await this.#leafKey();
     const serial = randomSerialBytes();
     const der = await buildLeaf(this.#template, {
       name,
       serial,
       notBefore,
       notAfter,
-      spki,
-      subjectKeyId: Buffer.from(keyIdentifier(spki), 'hex'),
+      spki: key.spki,
+      subjectKeyId: key.subjectKeyId,
     });
     const serialNumber = serial.toString('hex');
     const leaf: IssuedCertificate = {
       name: name.name,
       certPem: toPem(der, 'CERTIFICATE'),
-      keyPem: await exportPrivateKeyPem(keys.privateKey),
+      keyPem: key.keyPem,
       notBefore,
       notAfter,
       serialNumber,
@@ -216,6 +216,44 @@ export class LeafIssuer {
     debug('issued %s (%s) until %s', name.name, name.kind, notAfter.toISOString());
     return leaf;
   }
+
+  /**
+   * ECDSA: a fresh key per leaf (a fraction of a millisecond). RSA-2048: one key shared by
+   * all leaves and replaced daily, because generating one costs 50 ms to seconds of a CPU
+   * here; every leaf key lives in this process's memory either way, so sharing one does not
+   * widen what a compromise of the process would expose.
+   */
+  #leafKey(): Promise<LeafKey> {
+    if (this.#o.leafKeyType !== 'rsa-2048') return makeLeafKey(this.#o.leafKeyType);
+    const now = this.#o.now().getTime();
+    if (!this.#sharedKey || now - this.#sharedKey.made >= SHARED_KEY_MS) {
+      const key = makeLeafKey(this.#o.leafKeyType);
+      const shared = { made: now, key };
+      this.#sharedKey = shared;
+      key.catch(() => {
+        if (this.#sharedKey === shared) this.#sharedKey = undefined; // retry on the next leaf
+      });
+    }
+    return this.#sharedKey.key;
+  }
 }
 
 const wholeSeconds = (ms: number) => Math.floor(ms / 1000) * 1000;
+
+const SHARED_KEY_MS = DAY;
+
+interface LeafKey {
+  readonly keyPem: string;
+  readonly spki: Buffer;
+  readonly subjectKeyId: Buffer;
+}
+
+async function makeLeafKey(type: LeafKeyType): Promise<LeafKey> {
+  const keys = await generateKeyPair(type);
+  const spki = await exportSpki(keys.publicKey);
+  return {
+    keyPem: await exportPrivateKeyPem(keys.privateKey),
+    spki,
+    subjectKeyId: Buffer.from(keyIdentifier(spki), 'hex'),
+  };
+}

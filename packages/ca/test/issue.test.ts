@@ -68,6 +68,18 @@ describe('issue()', () => {
     assert.match(await verify(dir, leaf.certPem, ['-verify_hostname', 'old-client.example']), /: OK/);
   });
 
+  it('gives each ECDSA leaf its own key; RSA leaves share one key, replaced daily', async (t) => {
+    const c = clock(new Date('2031-01-01T00:00:00Z'));
+    const ec = await setup(t, { now: c.now });
+    const [a, b] = await Promise.all([ec.ca.issue('a.example'), ec.ca.issue('b.example')]);
+    assert.notEqual(a.keyPem, b.keyPem);
+    const rsa = await setup(t, { now: c.now, leafKeyType: 'rsa-2048' });
+    const [x, y] = await Promise.all([rsa.ca.issue('x.example'), rsa.ca.issue('y.example')]);
+    assert.equal(x.keyPem, y.keyPem);
+    c.advance(DAY + 1000);
+    assert.notEqual((await rsa.ca.issue('z.example')).keyPem, x.keyPem);
+  });
+
   it('signs with an RSA CA too', async (t) => {
     const { ca, dir } = await setup(t, { caKeyType: 'rsa-2048' });
     assert.match(await verify(dir, (await ca.issue('x.example')).certPem, []), /: OK/);
