@@ -120,9 +120,16 @@ export function createAccessLog(
   };
 }
 
-/** A sink that writes to a stream (stdout: synchronous for files and pipes on Linux). */
+/**
+ * A sink that writes to a stream (stdout: synchronous for files and pipes on Linux). When the
+ * reader goes away (EPIPE), logging stops; the proxy keeps serving.
+ */
 export function streamSink(stream: NodeJS.WritableStream): LineSink {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
   return (line) => {
-    stream.write(line);
+    if (!broken) stream.write(line);
   };
 }
