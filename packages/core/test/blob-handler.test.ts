@@ -308,7 +308,9 @@ describe('blob handler', () => {
   });
 
   test('invalid names and digests get 400 with an OCI body and never reach upstream', async (t) => {
-    const upstream = await startUpstream(t, (_req, res) => res.end());
+    const upstream = await startUpstream(t, (_req, res) => {
+      res.end();
+    });
     const front = await startFront(t, upstream.port, { cacheDir: tempDir(t) });
     for (const path of [
       '/v2/library/app/blobs/sha256:../../etc/passwd',
