@@ -29,6 +29,7 @@ export interface RequestLine extends LogLine {
 export interface RequestQuery {
   method?: string;
   status?: number;
+  /** `registry.test:5000`, or a name alone for port 443 */
   host?: string;
   /** request_type, e.g. blob-by-digest, manifest-default */
   type?: string;
@@ -93,7 +94,8 @@ function matches(line: LogLine, q: RequestQuery): boolean {
   if (line.type !== 'request') return false;
   if (q.method !== undefined && line.method !== q.method) return false;
   if (q.status !== undefined && line.status !== q.status) return false;
-  if (q.host !== undefined && line.host !== q.host) return false;
+  // drp logs `host:port` (port 443 included for Docker Hub); `host` alone matches port 443.
+  if (q.host !== undefined && line.host !== q.host && line.host !== `${q.host}:443`) return false;
   if (q.type !== undefined && line.request_type !== q.type) return false;
   if (q.cache !== undefined && line.upstream_cache_status !== q.cache) return false;
   if (q.uri !== undefined) {
