@@ -1,0 +1,78 @@
+// `pnpm bench`: drp against the engines users would otherwise pick, on loopback, same data,
+// same run. Prints a markdown table of medians with drp/reference ratios and the targets of
+// issue 8, and writes the whole result (samples included) as JSON to bench/results/.
+//
+//   node --import tsx bench/run.ts [throughput|misses|pull|manifests ...]   (default: all)
+//   BENCH_QUICK=1          fewer runs per figure
+//   BENCH_SYSTEMS=a,b      only these systems (drp, nginx, distribution, direct)
+//   DRP_BENCH_NODE_ARGS    extra node flags for drp-server (e.g. --cpu-prof --cpu-prof-dir=DIR)
+import { join } from 'node:path';
+import { pullBench } from './pull.ts';
+import { createBenchEnv } from './references/env.ts';
+import { REPO_ROOT } from './references/systems.ts';
+import { evaluate, type Figure, machine, markdownTable, writeResults } from './report.ts';
+import { throughputBench } from './throughput.ts';
+import { manifestBench } from './throughput-manifests.ts';
+import { missesBench } from './throughput-misses.ts';
+
+const BENCHES = {
+  throughput: throughputBench,
+  misses: missesBench,
+  pull: pullBench,
+  manifests: manifestBench,
+} as const;
+type BenchName = keyof typeof BENCHES;
+
+function selected(argv: string[]): BenchName[] {
+  if (argv.length === 0) return Object.keys(BENCHES) as BenchName[];
+  for (const a of argv) {
+    if (!(a in BENCHES)) {
+      throw new Error(`unknown bench ${JSON.stringify(a)}; choose from ${Object.keys(BENCHES).join(', ')}`);
+    }
+  }
+  return argv as BenchName[];
+}
+
+async function main(): Promise<void> {
+  const names = selected(process.argv.slice(2));
+  const started = Date.now();
+  const env = await createBenchEnv();
+  const figures: Figure[] = [];
+  const failures: { bench: string; error: string }[] = [];
+  try {
+    for (const name of names) {
+      env.log(`== ${name}`);
+      try {
+        figures.push(...(await BENCHES[name](env)));
+      } catch (e) {
+        const error = e instanceof Error ? (e.stack ?? e.message) : String(e);
+        env.log(`${name} FAILED: ${error}`);
+        failures.push({ bench: name, error });
+      }
+    }
+  } finally {
+    await env.close();
+  }
+  const results = figures.map(evaluate);
+  const table = markdownTable(results);
+  const info = machine();
+  const minutes = (Date.now() - started) / 60_000;
+  const header = `drp benchmarks — ${new Date().toISOString()} — ${info.cores} × ${info.cpu}, ${info.memoryGB} GB, Linux ${info.kernel}, Node ${info.node}, ${info.nginx}, ${info.distribution}, ${info.skopeo}, drp ${info.drpCommit} (${minutes.toFixed(1)} min)`;
+  process.stdout.write(`\n${header}\n\n${table}\n\n`);
+  for (const r of results) if (r.note) process.stdout.write(`- ${r.id}: ${r.note}\n`);
+  const file = writeResults(join(REPO_ROOT, 'bench', 'results'), {
+    startedAt: new Date(started).toISOString(),
+    minutes,
+    machine: info,
+    benches: names,
+    failures,
+    figures: results,
+  });
+  process.stdout.write(`\nJSON: ${file}\n`);
+  if (failures.length > 0) {
+    process.stdout.write(`\nFAILED: ${failures.map((f) => f.bench).join(', ')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

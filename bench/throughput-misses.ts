@@ -1,0 +1,115 @@
+// Concurrent cold misses: 16 curl clients ask at once for one ~200 MB blob nobody has cached.
+// Per system (fresh cache each run): upstream GETs for that blob, the time until the last
+// client is done, and, for scale, the time of a single cold fetch by one client alone.
+// drp against distribution's proxy (nginx's cache lock is not part of the issue's comparison).
+
+import { curlBatch } from './references/clients.ts';
+import type { BenchEnv } from './references/env.ts';
+import { measure } from './references/proc.ts';
+import { type System, type SystemName, startDistribution, startDrp } from './references/systems.ts';
+import { addSample, type Figure, type Samples } from './report.ts';
+
+const CLIENTS = 16;
+
+type Starter = () => Promise<System>;
+
+export async function missesBench(env: BenchEnv): Promise<Figure[]> {
+  const runs = env.quick ? 1 : 3;
+  const blob = await env.blob();
+  const starters: [SystemName, Starter][] = [];
+  // One CA dir for every drp restart, as a real installation keeps its CA.
+  const drpCa = env.h.tempDir('drp-ca-misses');
+  if (env.wants('drp')) starters.push(['drp', () => startDrp(env.h, env.upstream, { caDir: drpCa })]);
+  if (env.wants('distribution'))
+    starters.push(['distribution', () => startDistribution(env.h, env.upstream)]);
+
+  const single: Samples = {};
+  const last: Samples = {};
+  const ratio: Samples = {};
+  const gets: Samples = {};
+  const rss: Samples = {};
+  const isBlobGet = { kind: 'blob', method: 'GET', path: blob.path } as const;
+
+  for (let run = 1; run <= runs; run++) {
+    for (const [name, start] of starters) {
+      // A single cold fetch, alone.
+      let sys = await start();
+      let one: number;
+      try {
+        const r = await curlBatch(1, sys.curl(blob.path));
+        if (r.bytes !== blob.size) throw new Error(`${name}: single cold fetch got ${r.bytes} bytes`);
+        one = r.wallSeconds;
+      } finally {
+        await sys.close();
+      }
+      // 16 at once, on another fresh cache.
+      sys = await start();
+      try {
+        await env.upstream.counter.settle();
+        env.upstream.counter.reset();
+        const { result, usage } = await measure(sys.pid!, () => curlBatch(CLIENTS, sys.curl(blob.path)));
+        if (result.bytes !== CLIENTS * blob.size) {
+          throw new Error(`${name}: ${CLIENTS} cold clients got ${result.bytes} bytes in total`);
+        }
+        await env.upstream.counter.settle(300);
+        const n = env.upstream.counter.count(isBlobGet);
+        addSample(single, name, one);
+        addSample(last, name, result.wallSeconds);
+        addSample(ratio, name, result.wallSeconds / one);
+        addSample(gets, name, n);
+        addSample(rss, name, usage.peakRssMB);
+        env.log(
+          `misses run ${run}/${runs} ${name}: single ${one.toFixed(2)} s, last of ${CLIENTS} ` +
+            `${result.wallSeconds.toFixed(2)} s, ${n} upstream GETs, peak RSS ${usage.peakRssMB.toFixed(0)} MB`,
+        );
+      } finally {
+        await sys.close();
+      }
+    }
+  }
+  const section = `Concurrent cold misses, ${CLIENTS} clients, one 200 MB blob`;
+  return [
+    {
+      id: 'misses.upstreamGets',
+      section,
+      label: 'upstream GETs of the blob',
+      unit: 'requests',
+      better: 'lower',
+      samples: gets,
+      targets: [{ kind: 'absolute', equals: 1 }],
+    },
+    {
+      id: 'misses.lastClient',
+      section,
+      label: `time until the last of ${CLIENTS} clients is done`,
+      unit: 's',
+      better: 'lower',
+      samples: last,
+    },
+    {
+      id: 'misses.single',
+      section,
+      label: 'a single cold fetch, one client',
+      unit: 's',
+      better: 'lower',
+      samples: single,
+    },
+    {
+      id: 'misses.lastOverSingle',
+      section,
+      label: `last of ${CLIENTS} / single cold fetch (same system)`,
+      unit: '×',
+      better: 'lower',
+      samples: ratio,
+      targets: [{ kind: 'absolute', max: 1.3 }],
+    },
+    {
+      id: 'misses.rss',
+      section: 'Memory',
+      label: `peak RSS during ${CLIENTS} concurrent cold misses`,
+      unit: 'MB',
+      better: 'lower',
+      samples: rss,
+    },
+  ];
+}
