@@ -99,6 +99,16 @@ export async function startContainerd(h: Harness): Promise<Containerd> {
       .map(([ref = '', mediaType = '', digest = '']) => ({ ref, mediaType, digest }));
   };
 
+  const content = async () => {
+    const out = await ctr(['content', 'ls', '--quiet']);
+    return new Set(
+      out.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean),
+    );
+  };
+
   return {
     daemon,
     address,
@@ -119,19 +129,11 @@ export async function startContainerd(h: Harness): Promise<Containerd> {
       if (!found) throw new Error(`ctr has no image ${ref}: ${JSON.stringify(await list())}`);
       return found;
     },
-    async content() {
-      const out = await ctr(['content', 'ls', '--quiet']);
-      return new Set(
-        out.stdout
-          .split('\n')
-          .map((l) => l.trim())
-          .filter(Boolean),
-      );
-    },
+    content,
     async removeAll() {
       const images = await list();
       if (images.length > 0) await ctr(['images', 'rm', '--sync', ...images.map((i) => i.ref)]);
-      const blobs = [...(await this.content())];
+      const blobs = [...(await content())];
       if (blobs.length > 0) await ctr(['content', 'rm', ...blobs]);
     },
   };
