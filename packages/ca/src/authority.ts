@@ -54,6 +54,11 @@ export interface CertificateAuthority extends EventEmitter<CaEvents> {
   /** The CA certificate, PEM; what /ca.crt serves and clients trust. */
   readonly certPem: string;
   readonly certDer: Buffer;
+  /**
+   * PEM sent after each leaf by secureContext(): empty for a root CA; for a bring-your-own
+   * intermediate, the intermediate and the certificates that followed it in its file.
+   */
+  readonly chainPem: string;
   /** SHA-256 of the DER certificate, `AB:CD:...` (the form `openssl x509 -fingerprint -sha256` prints). */
   readonly fingerprint256: string;
   readonly notBefore: Date;
@@ -82,6 +87,7 @@ export interface CertificateAuthority extends EventEmitter<CaEvents> {
 class Authority extends EventEmitter<CaEvents> implements CertificateAuthority {
   readonly certPem: string;
   readonly certDer: Buffer;
+  readonly chainPem: string;
   readonly fingerprint256: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
@@ -106,6 +112,7 @@ class Authority extends EventEmitter<CaEvents> implements CertificateAuthority {
     super();
     this.certPem = ca.certPem;
     this.certDer = ca.certDer;
+    this.chainPem = ca.chainPem;
     this.fingerprint256 = ca.fingerprint256;
     this.notBefore = ca.notBefore;
     this.notAfter = ca.notAfter;

@@ -7,7 +7,10 @@ export interface ValidatedCa {
   readonly cert: x509.X509Certificate;
   readonly certPem: string;
   readonly certDer: Buffer;
-  /** Further certificates after the first in a bring-your-own file (an intermediate's chain). */
+  /**
+   * What a TLS server sends after each leaf: nothing for a root CA; for an intermediate, the
+   * intermediate itself and whatever followed it in the file (its chain up to the root).
+   */
   readonly chainPem: string;
   readonly fingerprint256: string;
   readonly notBefore: Date;
@@ -73,7 +76,7 @@ export function validateCa(certText: string, key: KeyObject, now: Date, source: 
     cert,
     certPem: first,
     certDer: Buffer.from(nodeCert.raw),
-    chainPem: blocks.slice(1).join(''),
+    chainPem: nodeCert.issuer === nodeCert.subject ? '' : blocks.join(''),
     fingerprint256: nodeCert.fingerprint256,
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,

@@ -21,6 +21,7 @@ describe('loadOrCreateCA from a directory', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['ca.crt', 'ca.key']); // no temp or lock files left
     assert.match(ca.subject, new RegExp(`CN=drp CA Root ${hostname().slice(0, 20)}.* 2026\\.03\\.04 05:06`));
     assert.equal(ca.keyType, 'ecdsa-p256');
+    assert.equal(ca.chainPem, '', 'a root sends no chain after its leaves');
     assert.equal(ca.notAfter.getTime(), new Date('2026-03-04T05:06:07Z').getTime() + 1300 * DAY);
     assert.deepEqual(ca.files, { certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key') });
 

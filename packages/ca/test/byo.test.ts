@@ -6,7 +6,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadOrCreateCA } from '../src/index.ts';
-import { openssl, run, startRegistry, tempDir } from './helpers.ts';
+import { openssl, opensslSelfSigned, run, startRegistry, tempDir } from './helpers.ts';
 
 const IA_EXT = [
   'basicConstraints=critical,CA:TRUE',
@@ -112,6 +112,74 @@ describe('bring-your-own CA', () => {
       await writeFile(join(dir, `${name}-leaf.pem`), leaf.certPem);
       assert.match(await openssl(['verify', '-CAfile', certFile, join(dir, `${name}-leaf.pem`)]), /: OK/);
     }
+  });
+
+  it('an intermediate CA (file: intermediate then root): leaves are served with the chain', async (t) => {
+    const dir = await tempDir(t);
+    await mkdir(join(dir, 'root'));
+    const root = await opensslSelfSigned(join(dir, 'root'), { subj: '/CN=byo root' });
+    const keyFile = join(dir, 'ca.key');
+    const csr = join(dir, 'int.csr');
+    const intermediate = join(dir, 'int.crt');
+    await openssl(
+      ['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'].concat([
+        '-keyout',
+        keyFile,
+        '-out',
+        csr,
+        '-subj',
+        '/CN=byo intermediate',
+      ]),
+    );
+    const ext = join(dir, 'ext.cnf');
+    await writeFile(
+      ext,
+      'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n',
+    );
+    await openssl(
+      ['x509', '-req', '-in', csr, '-CA', root.certFile, '-CAkey', root.keyFile, '-CAcreateserial'].concat([
+        '-days',
+        '30',
+        '-extfile',
+        ext,
+        '-out',
+        intermediate,
+      ]),
+    );
+    const certFile = join(dir, 'ca.crt');
+    await writeFile(
+      certFile,
+      (await readFile(intermediate, 'utf8')) + (await readFile(root.certFile, 'utf8')),
+    );
+    const { chmod } = await import('node:fs/promises');
+    await chmod(keyFile, 0o600);
+
+    const ca = await loadOrCreateCA({ certFile, keyFile });
+    t.after(() => ca.close());
+    assert.match(ca.subject, /CN=byo intermediate/);
+    assert.equal(ca.chainPem.match(/BEGIN CERTIFICATE/g)?.length, 2, 'intermediate + root');
+    const registry = await startRegistry({
+      SNICallback: (name, cb) => {
+        ca.secureContext(name).then(
+          (ctx) => cb(null, ctx),
+          (err: Error) => cb(err),
+        );
+      },
+    });
+    t.after(() => registry.close());
+    const { connect } = await import('node:tls');
+    const rootPem = await readFile(root.certFile, 'utf8');
+    const authorized = await new Promise<boolean | string>((resolve) => {
+      const socket = connect(
+        { host: '127.0.0.1', port: registry.port, servername: 'chain.test', ca: rootPem },
+        () => {
+          resolve(socket.authorized);
+          socket.end();
+        },
+      );
+      socket.on('error', (err) => resolve(err.message));
+    });
+    assert.equal(authorized, true, 'a client trusting only the root accepts leaf + intermediate');
   });
 
   it('creates at CA_CRT_FILE / CA_KEY_FILE only when asked (createIfMissing), like the original', async (t) => {
