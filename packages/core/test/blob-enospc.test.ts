@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { blobPath, blobServer, makeBlob, startFront, startUpstream } from './blob-helpers.ts';
+import { blobPath, blobServer, makeBlob, startFront, startUpstream, until } from './blob-helpers.ts';
 
 function mountTmpfs(dir: string, size: string): boolean {
   try {
@@ -58,5 +58,6 @@ describe('full disk', () => {
     const front2 = await startFront(t, upstream2.port, { cacheDir });
     const r = await front2.get(blobPath(small.digest));
     assert.ok(r.body.equals(small.data));
+    await until(() => front2.cache.stats().entries === 1);
   });
 });
