@@ -17,6 +17,8 @@ export interface PullViaCtr {
   /** PEM file trusted for the registry (ctr --tlscacert). */
   caFile?: string;
   allPlatforms?: boolean;
+  /** `user:password` for the registry (ctr --user). */
+  user?: string;
   timeoutMs?: number;
 }
 
@@ -118,6 +120,7 @@ export async function startContainerd(h: Harness): Promise<Containerd> {
       const args = ['images', 'pull', '--snapshotter', 'native'];
       if (o.caFile) args.push('--tlscacert', o.caFile);
       if (o.allPlatforms) args.push('--all-platforms');
+      if (o.user) args.push('--user', o.user);
       args.push(ref);
       return ctr(args, {
         env: proxyEnv(o.proxy),

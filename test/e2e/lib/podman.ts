@@ -31,6 +31,8 @@ export interface PodmanImage {
 
 export interface Podman {
   readonly root: string;
+  /** A skopeo reference into this podman's storage, e.g. for `skopeo copy oci:... <ref>`. */
+  storageRef(name: string): string;
   run(args: string[], opts?: PodmanOptions): Promise<RunResult>;
   /** `podman pull ref` (docker:// transport implied for host/repo:tag). */
   pull(ref: string, opts?: TlsAndProxy): Promise<RunResult>;
@@ -89,6 +91,7 @@ export async function createPodman(h: Harness): Promise<Podman> {
 
   return {
     root,
+    storageRef: (name) => `containers-storage:[vfs@${root}+${runroot}]${name}`,
     run,
     pull: (ref, o = {}) =>
       run(['pull', '--quiet', ...tlsArgs(o), ref], {
