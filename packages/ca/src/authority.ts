@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import createDebug from 'debug';
 import { type ValidatedCa, validateCa } from './certificate.js';
-import { CaError } from './errors.js';
+import { CaError, isCaError } from './errors.js';
 import { checkKeyFileMode, ensurePrivateDir } from './files.js';
 import { createCaCertificate, defaultCommonName } from './generate.js';
 import { type IssuedCertificate, type IssuedEvent, LeafIssuer } from './issuer.js';
@@ -16,6 +16,7 @@ import {
   backupStamp,
   type CaPaths,
   completePendingInstall,
+  hasPendingInstall,
   installPair,
   readPair,
   withDirLock,
@@ -205,7 +206,6 @@ export async function loadOrCreateCA(options: CaOptions): Promise<CertificateAut
   }
   const paths = o.paths!;
   const load = async (): Promise<CertificateAuthority | undefined> => {
-    await completePendingInstall(paths);
     const { certPem, keyPem } = await readPair(paths);
     if (certPem === undefined && keyPem === undefined) return undefined;
     if (certPem === undefined || keyPem === undefined) {
@@ -220,14 +220,36 @@ export async function loadOrCreateCA(options: CaOptions): Promise<CertificateAut
     const key = parsePrivateKey(keyPem, o.passphrase, paths.keyFile);
     return build(certPem, key, paths.certFile, paths.keyFile, o, 'loaded', { ...paths });
   };
-  const loaded = await load();
-  if (loaded) return loaded;
-  if (!o.createIfMissing) {
-    throw new CaError('CA_NOT_FOUND', `Neither ${paths.certFile} nor ${paths.keyFile} exists`);
+  const underLock = async (): Promise<CertificateAuthority> => {
+    await prepareDirs(o, paths);
+    return withDirLock(dirname(paths.keyFile), async () => {
+      // Another process may have created the CA, or left an install to finish, meanwhile.
+      await completePendingInstall(paths);
+      const loaded = await load();
+      if (loaded) return loaded;
+      if (!o.createIfMissing) throw notFound(paths);
+      return create(o, paths, undefined);
+    });
+  };
+
+  // The common case, a complete CA and no install in progress, needs no lock (and so no
+  // write access: bring-your-own files may be on a read-only mount).
+  if (await hasPendingInstall(paths)) return underLock();
+  try {
+    const loaded = await load();
+    if (loaded) return loaded;
+  } catch (err) {
+    // A rotation by another process may have replaced one file of the pair under our feet.
+    const racing = isCaError(err, 'CA_KEY_MISMATCH') || isCaError(err, 'CA_INCOMPLETE');
+    if (racing && (await hasPendingInstall(paths))) return underLock();
+    throw err;
   }
-  await prepareDirs(o, paths);
-  // Under the lock, look again: another process may have created the CA meanwhile.
-  return withDirLock(dirname(paths.keyFile), async () => (await load()) ?? create(o, paths, undefined));
+  if (!o.createIfMissing) throw notFound(paths);
+  return underLock();
+}
+
+function notFound(paths: CaPaths): CaError {
+  return new CaError('CA_NOT_FOUND', `Neither ${paths.certFile} nor ${paths.keyFile} exists`);
 }
 
 /**

@@ -43,6 +43,11 @@ export async function installPair(paths: CaPaths, certPem: string, keyPem: strin
   await renameDurable(next(paths.certFile), paths.certFile);
 }
 
+/** True while an install is in progress (or was interrupted): a `.next` file exists. */
+export async function hasPendingInstall(paths: CaPaths): Promise<boolean> {
+  return (await exists(next(paths.keyFile))) || (await exists(next(paths.certFile)));
+}
+
 export async function completePendingInstall(paths: CaPaths): Promise<void> {
   const keyNext = await exists(next(paths.keyFile));
   const certNext = await exists(next(paths.certFile));

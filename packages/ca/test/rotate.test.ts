@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadOrCreateCA, rotateCA } from '../src/index.ts';
@@ -51,6 +51,38 @@ describe('rotateCA', () => {
     const ca = await rotateCA({ dir });
     ca.close();
     assert.deepEqual(ca.files?.backup, {});
+    assert.deepEqual((await readdir(dir)).sort(), ['ca.crt', 'ca.key']);
+  });
+
+  it('starts during a rotation see the old CA or the new one, never half of each', async (t) => {
+    const dir = await tempDir(t);
+    const old = await loadOrCreateCA({ dir });
+    old.close();
+    let rotating = true;
+    const rotation = rotateCA({ dir }).finally(() => {
+      rotating = false;
+    });
+    const seen = new Set<string>();
+    while (rotating) {
+      const ca = await loadOrCreateCA({ dir });
+      seen.add(ca.fingerprint256);
+      ca.close();
+    }
+    const rotated = await rotation;
+    rotated.close();
+    for (const fingerprint of seen)
+      assert.ok([old.fingerprint256, rotated.fingerprint256].includes(fingerprint));
+  });
+
+  it('a lock left by a crashed process (older than 30 s) does not block creation', async (t) => {
+    const dir = await tempDir(t);
+    const lock = join(dir, '.ca.lock');
+    await writeFile(lock, '99999');
+    const past = new Date(Date.now() - 60_000);
+    await utimes(lock, past, past);
+    const ca = await loadOrCreateCA({ dir });
+    ca.close();
+    assert.equal(ca.origin, 'created');
     assert.deepEqual((await readdir(dir)).sort(), ['ca.crt', 'ca.key']);
   });
 
