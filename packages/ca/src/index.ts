@@ -1,3 +1,4 @@
+// @drp/ca: the certificate authority of a TLS-intercepting proxy (see docs/ca.md).
 export {
   type CaEvents,
   type CaFiles,

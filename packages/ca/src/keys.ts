@@ -1,13 +1,13 @@
 import { createHash, createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
+import { NULL, oid, readTlv, sequence } from './der.js';
+import { CaError } from './errors.js';
 
+// The WebCrypto types live under node:crypto's namespace (the DOM lib is not loaded).
 type CryptoKey = webcrypto.CryptoKey;
 type Algorithm = webcrypto.Algorithm;
 type EcdsaParams = webcrypto.EcdsaParams;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 type RsaHashedKeyGenParams = webcrypto.RsaHashedKeyGenParams;
-
-import { NULL, oid, readTlv, sequence } from './der.js';
-import { CaError } from './errors.js';
 
 /** WebCrypto from node:crypto, passed explicitly so an embedding app's x509 provider is left alone. */
 export const crypto: webcrypto.Crypto = webcrypto;

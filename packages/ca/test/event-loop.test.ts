@@ -2,27 +2,45 @@
 // names are issued at once.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadOrCreateCA } from '../src/index.ts';
 import { tempDir } from './helpers.ts';
+
+/** Max delay of a 1 ms interval while `fn` runs. */
+async function maxLagDuring(fn: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let maxLag = 0;
+  const probe = setInterval(() => {
+    const now = performance.now();
+    maxLag = Math.max(maxLag, now - last - 1);
+    last = now;
+  }, 1);
+  try {
+    await fn();
+  } finally {
+    clearInterval(probe);
+  }
+  return maxLag;
+}
 
 describe('event loop', () => {
   it('keeps the event loop responsive while 100 leaves are issued concurrently', async (t) => {
     const ca = await loadOrCreateCA({ dir: await tempDir(t) });
     t.after(() => ca.close());
     await ca.issue('warm-up.example'); // JIT and lazy module state, not what is measured
-    let last = performance.now();
-    let maxLag = 0;
-    const probe = setInterval(() => {
-      const now = performance.now();
-      maxLag = Math.max(maxLag, now - last - 1);
-      last = now;
-    }, 1);
-    try {
-      await Promise.all(Array.from({ length: 100 }, (_, i) => ca.issue(`host-${i}.example`)));
-    } finally {
-      clearInterval(probe);
-    }
-    // node-forge RSA-2048 blocks ~150 ms per leaf; a generous bound that still catches that.
-    assert.ok(maxLag < 50, `max event-loop lag ${maxLag.toFixed(1)} ms`);
+    const started = performance.now();
+    const lag = await maxLagDuring(() =>
+      Promise.all(Array.from({ length: 100 }, (_, i) => ca.issue(`host-${i}.example`))),
+    );
+    // What the machine does to an idle loop over the same time (other test files run in
+    // parallel): issuing may not be much worse than that.
+    const baseline = await maxLagDuring(() => sleep(performance.now() - started));
+    // node-forge RSA-2048 blocks ~150 ms per leaf, @peculiar/x509's generator 300 ms+ for a
+    // burst like this one; drp measures a few ms on a quiet machine.
+    const bound = Math.max(50, 3 * baseline);
+    assert.ok(
+      lag < bound,
+      `max event-loop lag ${lag.toFixed(1)} ms (idle baseline ${baseline.toFixed(1)} ms)`,
+    );
   });
 });
