@@ -98,7 +98,10 @@ export interface TestRegistry {
  * manifest, so that curl and skopeo complete a request once TLS trust works. TLS comes from
  * `tls` (SNICallback and/or a default cert).
  */
-export async function startRegistry(tlsOptions: import('node:tls').TlsOptions): Promise<TestRegistry> {
+export async function startRegistry(
+  tlsOptions: import('node:tls').TlsOptions,
+  host = '127.0.0.1',
+): Promise<TestRegistry> {
   const { createServer } = await import('node:https');
   const manifest = JSON.stringify({
     schemaVersion: 2,
@@ -125,7 +128,7 @@ export async function startRegistry(tlsOptions: import('node:tls').TlsOptions): 
       res.end('{"errors":[{"code":"NOT_FOUND","message":"not found"}]}');
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
