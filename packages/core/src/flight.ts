@@ -25,8 +25,6 @@ import type { UpstreamResponse } from './upstream/client.js';
 
 const debug = createDebug('drp:flight');
 
-/** Bytes read from the spool per read, and buffered per reader. */
-const READ_CHUNK = 256 * 1024;
 /** Upstream is paused when this much is waiting to be written to the spool. */
 const WRITE_HIGH_WATER = 4 * 1024 * 1024;
 /** In pass-through mode, upstream is paused when the memory window holds this much. */
@@ -77,7 +75,7 @@ export class Flight {
   #degraded = false;
   #memory: { offset: number; data: Buffer }[] = [];
   #memoryBytes = 0;
-  readonly #readers = new Set<FlightReader>();
+  readonly #readers = new Set<FlightCursor>();
   #waiters: (() => void)[] = [];
   #finishing = false;
   #settled = false;
@@ -122,21 +120,42 @@ export class Flight {
     return this.#written;
   }
 
-  /** A stream of bytes `[start, end)` of the blob (end defaults to the whole blob). */
-  createReader(start = 0, end?: number): Readable {
-    const reader = new FlightReader(this, start, end);
-    this.#readers.add(reader);
-    return reader;
+  /** A cursor over bytes `[start, end)` of the blob (end defaults to the whole blob). */
+  cursor(start = 0, end?: number): FlightCursor {
+    const cursor = new FlightCursor(this, start, end);
+    this.#readers.add(cursor);
+    return cursor;
   }
 
-  /** Reads up to `length` bytes at `position`; the caller checked they are there. */
-  async read(position: number, length: number): Promise<Buffer> {
+  /** A stream of bytes `[start, end)` (for callers that want a Readable; allocates per chunk). */
+  createReader(start = 0, end?: number): Readable {
+    const cursor = this.cursor(start, end);
+    return Readable.from(
+      (async function* () {
+        try {
+          for (;;) {
+            const chunk = await cursor.next(Buffer.allocUnsafe(256 * 1024));
+            if (chunk === null) return;
+            yield chunk;
+          }
+        } finally {
+          cursor.close();
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  /**
+   * Reads up to `length` bytes at `position` into `into` (file) or returns a slice of the
+   * pass-through window; the caller checked they are there.
+   */
+  async read(position: number, length: number, into: Buffer): Promise<Buffer> {
     if (position < this.#fileEnd && this.#file) {
-      const n = Math.min(length, this.#fileEnd - position);
-      const buffer = Buffer.allocUnsafe(n);
-      const { bytesRead } = await this.#file.read(buffer, 0, n, position);
+      const n = Math.min(length, this.#fileEnd - position, into.length);
+      const { bytesRead } = await this.#file.read(into, 0, n, position);
       if (bytesRead === 0) throw new DrpError('DRP_CACHE_IO', 'spool file shorter than written');
-      return bytesRead === n ? buffer : buffer.subarray(0, bytesRead);
+      return into.subarray(0, bytesRead);
     }
     for (const chunk of this.#memory) {
       if (position >= chunk.offset && position < chunk.offset + chunk.data.length) {
@@ -158,7 +177,7 @@ export class Flight {
     if (this.#degraded) this.#trimMemory();
   }
 
-  readerGone(reader: FlightReader): void {
+  readerGone(reader: FlightCursor): void {
     this.#readers.delete(reader);
     if (this.#degraded && this.#readers.size === 0 && this.#state === 'filling') {
       // Nothing will be stored and nobody is listening: stop downloading.
@@ -424,15 +443,18 @@ export class Flight {
   }
 }
 
-/** One client's view of a flight: bytes `[start, end)`, read from the spool as they arrive. */
-class FlightReader extends Readable {
+/**
+ * One client's view of a flight: bytes `[start, end)`, read from the spool as they arrive. Its
+ * `next` is a ChunkSource (http/send.ts): it fills the caller's reused buffer, waiting for more
+ * bytes when it has caught up with the fill.
+ */
+export class FlightCursor {
   readonly #flight: Flight;
   #position: number;
   readonly #end: number | undefined;
-  #busy = false;
+  #closed = false;
 
   constructor(flight: Flight, start: number, end: number | undefined) {
-    super({ highWaterMark: READ_CHUNK });
     this.#flight = flight;
     this.#position = start;
     this.#end = end ?? flight.size;
@@ -442,62 +464,43 @@ class FlightReader extends Readable {
     return this.#position;
   }
 
-  override _read(): void {
-    void this.#pump();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#flight.readerGone(this);
-    callback(error);
-  }
-
-  async #pump(): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
-    try {
-      for (;;) {
-        if (this.destroyed) return;
-        const flight = this.#flight;
-        const end = this.#end;
-        if (end !== undefined && this.#position >= end) {
-          this.push(null);
-          return;
-        }
-        // The last byte of a known length waits for verification, so that a response never
-        // looks complete before the blob is known to be right.
-        const limit = flight.verified
-          ? flight.written
-          : end !== undefined
-            ? Math.min(flight.written, end - 1)
-            : flight.written;
-        if (this.#position < limit) {
-          const want = Math.min(READ_CHUNK, limit - this.#position, (end ?? limit) - this.#position);
-          const chunk = await flight.read(this.#position, want);
-          if (this.destroyed) return;
-          this.#position += chunk.length;
-          flight.readerMoved();
-          if (!this.push(chunk)) return;
-          continue;
-        }
-        if (flight.error) {
-          this.destroy(flight.error);
-          return;
-        }
-        if (flight.verified) {
-          if (end !== undefined && this.#position < end) {
-            this.destroy(new DrpError('DRP_RANGE_INVALID', 'range beyond the end of the blob'));
-          } else {
-            this.push(null);
-          }
-          return;
-        }
-        await flight.changed();
+  /** The next bytes (into `into`, or a slice of the pass-through window); null at the end. */
+  readonly next = async (into: Buffer): Promise<Buffer | null> => {
+    const flight = this.#flight;
+    for (;;) {
+      if (this.#closed) throw new DrpError('DRP_INTERNAL', 'reader closed');
+      const end = this.#end;
+      if (end !== undefined && this.#position >= end) return null;
+      // The last byte of a known length waits for verification, so that a response never
+      // looks complete before the blob is known to be right.
+      const limit = flight.verified
+        ? flight.written
+        : end !== undefined
+          ? Math.min(flight.written, end - 1)
+          : flight.written;
+      if (this.#position < limit) {
+        const want = Math.min(into.length, limit - this.#position, (end ?? limit) - this.#position);
+        const chunk = await flight.read(this.#position, want, into);
+        this.#position += chunk.length;
+        flight.readerMoved();
+        return chunk;
       }
-    } catch (error) {
-      this.destroy(error instanceof Error ? error : new Error(String(error)));
-    } finally {
-      this.#busy = false;
+      if (flight.error) throw flight.error;
+      if (flight.verified) {
+        if (end !== undefined && this.#position < end) {
+          throw new DrpError('DRP_UPSTREAM_TRUNCATED', 'the blob is shorter than the requested range');
+        }
+        return null;
+      }
+      await flight.changed();
     }
+  };
+
+  /** Stops reading (the client is done or gone). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#flight.readerGone(this);
   }
 }
 

@@ -8,13 +8,14 @@
  * nothing is cached. Other methods on a blob path go through uncached.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
 import { ociErrorBody } from '../api/errors.js';
 import { sendError, writeHead } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
+import type { FlightCursor } from '../flight.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
+import { type ChunkSource, fileSource, pump } from '../http/send.js';
 import type { Services } from '../services.js';
 import type { BlobHandle } from '../store/blob-store.js';
 import type { HeaderMap, UpstreamResponse } from '../upstream/client.js';
@@ -22,9 +23,6 @@ import { endToEndHeaders } from '../upstream/headers.js';
 import { passthrough } from './passthrough.js';
 
 const debug = createDebug('drp:blobs');
-
-/** Bytes per read when serving a cached blob. */
-const HIT_CHUNK = 512 * 1024;
 
 /** Request headers that must not reach upstream on a fill: it always fetches the whole blob. */
 const NOT_FOR_FILL = [
@@ -124,13 +122,7 @@ async function serveHit(ctx: RequestContext, services: Services, blob: BlobHandl
     ctx.res.end();
     return;
   }
-  const stream = blob.file.createReadStream({
-    start: span.start,
-    end: span.end - 1,
-    highWaterMark: HIT_CHUNK,
-    autoClose: false,
-  });
-  await send(ctx, stream);
+  await send(ctx, fileSource(blob.file.fd, span.start, span.end));
 }
 
 async function headMiss(ctx: RequestContext, services: Services): Promise<void> {
@@ -192,11 +184,11 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
     if (ctx.clientGone.aborted) return;
 
     const size = start.size;
-    let reader: Readable;
+    let cursor: FlightCursor;
     if (size === undefined) {
       // No Content-Length upstream: chunked to the client; the final chunk waits for verification.
       writeHead(ctx, 200, blobHeaders(digest, undefined));
-      reader = flight.createReader(0);
+      cursor = flight.cursor(0);
     } else {
       const range = rangeFor(ctx.req.headers, size, blobEtag(digest));
       const span = writeBlobHead(ctx, digest, size, range);
@@ -205,18 +197,22 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
         ctx.res.end();
         return;
       }
-      reader = flight.createReader(span.start, span.end);
+      cursor = flight.cursor(span.start, span.end);
     }
-    await send(ctx, reader);
+    try {
+      await send(ctx, cursor.next);
+    } finally {
+      cursor.close();
+    }
     return;
   }
   await passthrough(ctx, services);
 }
 
-/** Streams a body to the client; a failure cuts the connection (headers are already out). */
-async function send(ctx: RequestContext, body: Readable): Promise<void> {
+/** Sends a body to the client; a failure cuts the connection (headers are already out). */
+async function send(ctx: RequestContext, source: ChunkSource): Promise<void> {
   try {
-    await pipeline(body, ctx.res);
+    await pump(ctx.res, source);
   } catch (error) {
     if (ctx.clientGone.aborted) return;
     debug('%s %s: body failed: %s', ctx.method, ctx.pathname, (error as Error).message);
