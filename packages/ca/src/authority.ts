@@ -131,7 +131,14 @@ class Authority extends EventEmitter<CaEvents> implements CertificateAuthority {
       maxCachedLeaves: options.maxCachedLeaves,
       concurrency: ISSUE_CONCURRENCY,
       now: options.now,
-      onIssued: (event) => this.emit('issued', event),
+      onIssued: (event) => {
+        // A throwing 'issued' listener (metrics, logs) must not fail the TLS handshake waiting on the leaf.
+        try {
+          this.emit('issued', event);
+        } catch (err) {
+          debug("an 'issued' listener threw: %O", err);
+        }
+      },
     });
     // Deferred so a listener attached right after `await loadOrCreateCA()` sees the first check.
     this.#startup = setImmediate(() => {

@@ -158,6 +158,14 @@ describe('issue()', () => {
     assert.equal(await ca.issue('a.example'), a);
   });
 
+  it("a throwing 'issued' listener does not fail the issuance", async (t) => {
+    const { ca } = await setup(t);
+    ca.on('issued', () => {
+      throw new Error('listener bug');
+    });
+    assert.equal((await ca.issue('listener.example')).name, 'listener.example');
+  });
+
   it('rejects invalid names with CA_INVALID_NAME, and a failure is not cached', async (t) => {
     const { ca } = await setup(t);
     await assert.rejects(ca.issue('not a host'), { code: 'CA_INVALID_NAME' });
