@@ -92,6 +92,10 @@ function pickHandler(route: Route, method: string, services: Services, ctx: Requ
   const isRegistryWrite = isWrite && route.kind !== 'other';
   if (isRegistryWrite) return services.options.allowPush ? push : refusePush;
   const isRead = method === 'GET' || method === 'HEAD';
+  // A pushing client HEADs each blob to learn whether *this repository upstream* has it; a
+  // cached copy (from any repository or registry) would make it skip the upload and the
+  // manifest PUT fail with BLOB_UNKNOWN. With push allowed, blob HEADs ask upstream.
+  if (route.kind === 'blob' && method === 'HEAD' && services.options.allowPush) return passthrough;
   if (route.kind === 'blob' && isRead) return blobs;
   if (route.kind === 'manifest' && isRead) return manifests;
   if (route.kind === 'ping' && isRead) return ping;

@@ -171,6 +171,14 @@ describe('push allowed', () => {
     assert.equal(after.headers['docker-content-digest'], put.headers['docker-content-digest']);
   });
 
+  test('blob HEADs ask upstream: a pusher must learn what this repository has, not what the cache has', async () => {
+    const before = upstream.log.length;
+    const res = await proxy.send('HEAD', `/v2/team/app/blobs/${SHA}`);
+    assert.equal(res.status, 404);
+    assert.equal(upstream.log.length, before + 1);
+    assert.equal(upstream.log.at(-1)?.method, 'HEAD');
+  });
+
   test('writes outside the registry API pass through (e.g. an OAuth2 token POST)', async () => {
     const res = await proxy.send(
       'POST',
