@@ -106,8 +106,11 @@ export type Fetched =
   | { readonly kind: 'stream'; readonly response: UpstreamResponse; readonly head: Buffer };
 
 /** Reads a response body up to `limit` bytes; beyond that, hands back what it read, paused. */
-export function readSmall(response: UpstreamResponse, limit: number): Promise<Fetched> {
-  const declared = Number(headerValue(response.headers, 'content-length') ?? Number.NaN);
+export function readSmall(response: UpstreamResponse, limit: number, isHead = false): Promise<Fetched> {
+  // A HEAD answer announces the size of a body it does not send.
+  const declared = isHead
+    ? Number.NaN
+    : Number(headerValue(response.headers, 'content-length') ?? Number.NaN);
   const body = response.body;
   // Errors after this point are the eventual reader's (pipeline) to handle, never a crash.
   body.on('error', () => undefined);
@@ -185,7 +188,7 @@ async function fetchManifest(
     return { kind: 'error', error: toDrp(error) };
   }
   services.manifests.auth.noteChallenge(response.headers['www-authenticate']);
-  return readSmall(response, MAX_MANIFEST_BYTES);
+  return readSmall(response, MAX_MANIFEST_BYTES, method === 'HEAD');
 }
 
 /** One upstream GET per key at a time; followers share a buffered answer. */

@@ -104,7 +104,7 @@ export async function ping(ctx: RequestContext, services: Services): Promise<voi
       followRedirects: false,
     });
     services.manifests.auth.noteChallenge(response.headers['www-authenticate']);
-    fetched = await readSmall(response, MAX_PING_BODY);
+    fetched = await readSmall(response, MAX_PING_BODY, ctx.method === 'HEAD');
   } catch (error) {
     fetched = { kind: 'error', error: toDrp(error) };
   }
