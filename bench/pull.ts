@@ -85,6 +85,7 @@ export async function pullBench(env: BenchEnv): Promise<Figure[]> {
   const warm: PullSamples = { wall: {}, systemCpu: {}, clientCpu: {} };
   let systems = await startSystems();
   try {
+    for (const sys of systems) await env.warmUp(sys);
     for (const sys of systems) await timedSkopeoPull(sys.skopeo(repoRef), env.scratch);
     for (let run = 1; run <= runs; run++) {
       for (const sys of systems) await timedPull(env, sys, repoRef, warm, `warm pull ${run}/${runs}`);
@@ -93,11 +94,12 @@ export async function pullBench(env: BenchEnv): Promise<Figure[]> {
     for (const sys of systems) await sys.close();
   }
 
-  // Cold: each proxy restarted on an empty cache before every pull.
+  // Cold: each proxy restarted on an empty cache before every pull (its process warmed up first).
   const cold: PullSamples = { wall: {}, systemCpu: {}, clientCpu: {} };
   for (let run = 1; run <= runs; run++) {
     systems = await startSystems();
     try {
+      for (const sys of systems) await env.warmUp(sys);
       for (const sys of systems) await timedPull(env, sys, repoRef, cold, `cold pull ${run}/${runs}`);
     } finally {
       for (const sys of systems) await sys.close();

@@ -9,10 +9,18 @@ import type { SystemName } from './references/systems.ts';
 export const REFERENCES: readonly SystemName[] = ['nginx', 'distribution', 'direct'];
 const COLUMNS: readonly SystemName[] = ['drp', ...REFERENCES];
 
-/** A target on a figure: drp's median against a reference's (ratio) or on its own (absolute). */
-export type Target =
-  | { kind: 'ratio'; reference: SystemName; max?: number; min?: number }
-  | { kind: 'absolute'; max?: number; min?: number; equals?: number; below?: number };
+/**
+ * A target on a figure: on drp's median against a reference's (`kind: 'ratio'`, drp/reference),
+ * or on drp's median itself (`kind: 'absolute'`).
+ */
+export interface Target {
+  kind: 'ratio' | 'absolute';
+  reference?: SystemName;
+  max?: number;
+  min?: number;
+  equals?: number;
+  below?: number;
+}
 
 /** Samples per system, one per run. */
 export type Samples = Partial<Record<SystemName, number[]>>;
@@ -57,7 +65,7 @@ function describe(t: Target): string {
     (t.max !== undefined && `≤ ${t.max}`) ||
     (t.min !== undefined && `≥ ${t.min}`) ||
     '?';
-  return t.kind === 'ratio' ? `drp/${t.reference} ${bound.replace(/(\d)$/, '$1×')}` : `drp ${bound}`;
+  return t.kind === 'ratio' ? `drp/${t.reference ?? '?'} ${bound.replace(/(\d)$/, '$1×')}` : `drp ${bound}`;
 }
 
 export function evaluate(f: Figure): FigureResult {
@@ -70,12 +78,12 @@ export function evaluate(f: Figure): FigureResult {
     if (drp !== undefined && r !== undefined && r !== 0) ratio[ref] = drp / r;
   }
   const verdicts = (f.targets ?? []).map((t) => {
-    const value = t.kind === 'ratio' ? (ratio[t.reference] ?? Number.NaN) : (drp ?? Number.NaN);
+    const value = t.kind === 'ratio' ? (ratio[t.reference ?? 'direct'] ?? Number.NaN) : (drp ?? Number.NaN);
     let met = Number.isFinite(value);
     if (t.max !== undefined) met &&= value <= t.max;
     if (t.min !== undefined) met &&= value >= t.min;
-    if (t.kind === 'absolute' && t.equals !== undefined) met &&= value === t.equals;
-    if (t.kind === 'absolute' && t.below !== undefined) met &&= value < t.below;
+    if (t.equals !== undefined) met &&= value === t.equals;
+    if (t.below !== undefined) met &&= value < t.below;
     return { target: describe(t), met, value };
   });
   return { ...f, median: med, ratio, verdicts };

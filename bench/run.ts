@@ -6,6 +6,7 @@
 //   BENCH_QUICK=1          fewer runs per figure
 //   BENCH_SYSTEMS=a,b      only these systems (drp, nginx, distribution, direct)
 //   DRP_BENCH_NODE_ARGS    extra node flags for drp-server (e.g. --cpu-prof --cpu-prof-dir=DIR)
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pullBench } from './pull.ts';
 import { createBenchEnv } from './references/env.ts';
@@ -36,6 +37,7 @@ function selected(argv: string[]): BenchName[] {
 async function main(): Promise<void> {
   const names = selected(process.argv.slice(2));
   const started = Date.now();
+  const loadBefore = loadavg();
   const env = await createBenchEnv();
   const figures: Figure[] = [];
   const failures: { bench: string; error: string }[] = [];
@@ -57,13 +59,21 @@ async function main(): Promise<void> {
   const table = markdownTable(results);
   const info = machine();
   const minutes = (Date.now() - started) / 60_000;
+  const loadAfter = loadavg();
+  const load = `load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(1)).join(' ')} after`;
   const header = `drp benchmarks — ${new Date().toISOString()} — ${info.cores} × ${info.cpu}, ${info.memoryGB} GB, Linux ${info.kernel}, Node ${info.node}, ${info.nginx}, ${info.distribution}, ${info.skopeo}, drp ${info.drpCommit} (${minutes.toFixed(1)} min)`;
-  process.stdout.write(`\n${header}\n\n${table}\n\n`);
+  process.stdout.write(`\n${header}\n${load}\n\n${table}\n\n`);
+  if (Math.max(...loadBefore, ...loadAfter) > Number(info.cores)) {
+    process.stdout.write(
+      `WARNING: the machine was busy with other work (${load} on ${info.cores} cores): absolute figures are low and noisy; ratios are less affected, CPU seconds least.\n\n`,
+    );
+  }
   for (const r of results) if (r.note) process.stdout.write(`- ${r.id}: ${r.note}\n`);
   const file = writeResults(join(REPO_ROOT, 'bench', 'results'), {
     startedAt: new Date(started).toISOString(),
     minutes,
     machine: info,
+    loadavg: { before: loadBefore, after: loadAfter },
     benches: names,
     failures,
     figures: results,

@@ -36,6 +36,7 @@ export async function missesBench(env: BenchEnv): Promise<Figure[]> {
       let sys = await start();
       let one: number;
       try {
+        await env.warmUp(sys);
         const r = await curlBatch(1, sys.curl(blob.path));
         if (r.bytes !== blob.size) throw new Error(`${name}: single cold fetch got ${r.bytes} bytes`);
         one = r.wallSeconds;
@@ -45,6 +46,7 @@ export async function missesBench(env: BenchEnv): Promise<Figure[]> {
       // 16 at once, on another fresh cache.
       sys = await start();
       try {
+        await env.warmUp(sys);
         await env.upstream.counter.settle();
         env.upstream.counter.reset();
         const { result, usage } = await measure(sys.pid!, () => curlBatch(CLIENTS, sys.curl(blob.path)));

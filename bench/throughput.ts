@@ -30,7 +30,10 @@ export async function throughputBench(env: BenchEnv): Promise<Figure[]> {
   if (env.wants('nginx')) systems.push(await startNginx(env.h, env.upstream));
   if (env.wants('distribution')) systems.push(await startDistribution(env.h, env.upstream));
   try {
-    for (const sys of systems) await warm(env, sys, blob.path, blob.size);
+    for (const sys of systems) {
+      await env.warmUp(sys);
+      await warm(env, sys, blob.path, blob.size);
+    }
     const mbps: Record<number, Samples> = { 1: {}, 4: {}, 16: {} };
     const cpuPerGB: Record<number, Samples> = { 1: {}, 4: {}, 16: {} };
     const rss: Samples = {};

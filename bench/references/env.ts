@@ -4,6 +4,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHarness, type Harness, type ImageInfo, type Registry } from '../../test/harness/index.ts';
+import { curlBatch, timedSkopeoPull } from './clients.ts';
+import type { System } from './systems.ts';
 
 export const MB = 1e6;
 
@@ -33,6 +35,11 @@ export interface BenchEnv {
   blob(): Promise<BenchBlob>;
   /** A 3-layer image of ~350 MB, pushed once. */
   image(): Promise<BenchImage>;
+  /**
+   * Warms a freshly started system's code paths (JIT, TLS contexts, upstream connections) with
+   * a small unrelated image pulled through it, so "cold" means an empty cache, not a cold process.
+   */
+  warmUp(sys: System): Promise<void>;
   log(msg: string): void;
   close(): Promise<void>;
 }
@@ -56,6 +63,7 @@ export async function createBenchEnv(): Promise<BenchEnv> {
   const only = process.env.BENCH_SYSTEMS?.split(',').map((s) => s.trim());
   let blob: Promise<BenchBlob> | undefined;
   let image: Promise<BenchImage> | undefined;
+  let warmup: Promise<BenchImage> | undefined;
   return {
     h,
     upstream,
@@ -86,6 +94,16 @@ export async function createBenchEnv(): Promise<BenchEnv> {
         return { repoRef: 'bench/app:v1', image: img };
       })();
       return image;
+    },
+    async warmUp(sys) {
+      warmup ??= (async () => {
+        const img = await h.createImage({ layers: [2 * MB, 1 * MB] });
+        await upstream.push(img, 'bench/warmup:v1');
+        return { repoRef: 'bench/warmup:v1', image: img };
+      })();
+      const { repoRef, image: img } = await warmup;
+      for (let i = 0; i < 2; i++) await timedSkopeoPull(sys.skopeo(repoRef), scratch);
+      await curlBatch(4, sys.curl(`/v2/bench/warmup/blobs/${img.layers[0]!.digest}`));
     },
     close: () => h.close(),
   };
