@@ -19,6 +19,7 @@ import { push } from './middleware/push.js';
 import { tokenRequest } from './middleware/token.js';
 import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import type { Services } from './services.js';
+import { AccessGrants } from './store/access-grants.js';
 import { BlobStore } from './store/blob-store.js';
 import { UpstreamClient } from './upstream/client.js';
 import { Credentials } from './upstream/credentials.js';
@@ -143,6 +144,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     events,
     blobs: blobStore,
     flights,
+    blobAccess: new AccessGrants(60_000, resolved.now),
     manifests: createManifestServices(resolved, blobStore),
   };
 

@@ -67,6 +67,12 @@ export interface RegistryCacheOptions {
   credentials?: readonly RegistryCredential[];
   /** Let push methods through to intercepted registries (`ALLOW_PUSH`). Default false. */
   allowPush?: boolean;
+  /**
+   * Before serving a cached blob (or a fill another client started), check with an upstream
+   * HEAD, using this client's own credentials, that the client may read it; the answer is
+   * remembered for a minute per registry, repository, digest and credentials. Default false.
+   */
+  verifyBlobAccess?: boolean;
   upstream?: UpstreamOptions;
   /** Clock, for tests of expiry. Default `Date.now`. */
   now?: () => number;
@@ -97,6 +103,7 @@ export interface ResolvedOptions {
   readonly manifestCache: ResolvedManifestCache;
   readonly credentials: ReadonlyMap<string, { readonly username: string; readonly password: string }>;
   readonly allowPush: boolean;
+  readonly verifyBlobAccess: boolean;
   readonly upstream: ResolvedUpstream;
   readonly now: () => number;
 }
@@ -114,6 +121,7 @@ export const DEFAULTS = Object.freeze({
     defaultTime: '1h',
   }),
   allowPush: false,
+  verifyBlobAccess: false,
   upstream: Object.freeze({
     verifyTls: true,
     connectTimeout: '60s',
@@ -220,6 +228,7 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
     }),
     credentials,
     allowPush: Boolean(options.allowPush ?? DEFAULTS.allowPush),
+    verifyBlobAccess: Boolean(options.verifyBlobAccess ?? DEFAULTS.verifyBlobAccess),
     upstream: Object.freeze({
       mappings,
       caCertificates: ca,

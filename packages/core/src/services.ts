@@ -6,6 +6,7 @@ import type { CacheEvents } from './events.js';
 import type { FlightTable } from './flight.js';
 import type { ManifestServices } from './middleware/manifests.js';
 import type { ResolvedOptions } from './options.js';
+import type { AccessGrants } from './store/access-grants.js';
 import type { BlobStore } from './store/blob-store.js';
 import type { UpstreamClient } from './upstream/client.js';
 import type { Credentials } from './upstream/credentials.js';
@@ -19,6 +20,8 @@ export interface Services {
   readonly blobs: BlobStore;
   /** Single-flight fills of uncached blobs, owned by this cache instance. */
   readonly flights: FlightTable;
+  /** Recent proofs that a client may read a blob (`verifyBlobAccess`). */
+  readonly blobAccess: AccessGrants;
   /** Tag index, tiers, auth classes, ping memory and manifest fetches in flight. */
   readonly manifests: ManifestServices;
 }

@@ -354,3 +354,77 @@ describe('blob handler', () => {
     assert.equal(sha256(blob.data), blob.digest);
   });
 });
+
+describe('verifyBlobAccess', () => {
+  async function privateUpstream(
+    t: { after(fn: () => unknown): void },
+    blob: { digest: string; data: Buffer },
+  ) {
+    return startUpstream(t, (req, res) => {
+      if (req.headers.authorization !== 'Bearer good') {
+        res.writeHead(401, {
+          'www-authenticate': 'Bearer realm="https://auth.example/token",scope="repository:team/app:pull"',
+          'content-type': 'application/json',
+        });
+        res.end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+        return;
+      }
+      blobServer(new Map([[blob.digest, blob.data]]))(req, res);
+    });
+  }
+
+  test('a client without access never gets a blob another client cached', async (t) => {
+    const blob = makeBlob(200_000);
+    const upstream = await privateUpstream(t, blob);
+    const front = await startFront(t, upstream.port, { cacheDir: tempDir(t), verifyBlobAccess: true });
+    const path = blobPath(blob.digest, 'team/app');
+    const owner = await front.get(path, { authorization: 'Bearer good' });
+    assert.ok(owner.body.equals(blob.data));
+    await until(() => front.cache.stats().entries === 1);
+
+    for (const headers of [{}, { authorization: 'Bearer stolen' }]) {
+      const denied = await front.get(path, headers);
+      assert.equal(denied.status, 401);
+      assert.match(String(denied.headers['www-authenticate']), /^Bearer realm=/);
+      assert.equal(JSON.parse(denied.body.toString()).errors[0].code, 'UNAUTHORIZED');
+      const deniedHead = await front.get(path, headers, 'HEAD');
+      assert.equal(deniedHead.status, 401);
+    }
+    // The owner's access was proven by the fill itself: no HEAD for it; a second client with
+    // access is checked once, then remembered.
+    const headsBefore = upstream.count('HEAD');
+    await front.get(path, { authorization: 'Bearer good' });
+    assert.equal(upstream.count('HEAD'), headsBefore);
+    assert.equal(upstream.count('GET'), 1);
+  });
+
+  test('a redirect answer to the access check counts as allowed', async (t) => {
+    const blob = makeBlob(1000);
+    const upstream = await startUpstream(t, (req, res) => {
+      if (req.method === 'HEAD') {
+        res.writeHead(307, { location: 'https://cdn.example/blob?sig=1' });
+        res.end();
+        return;
+      }
+      blobServer(new Map([[blob.digest, blob.data]]))(req, res);
+    });
+    const front = await startFront(t, upstream.port, { cacheDir: tempDir(t), verifyBlobAccess: true });
+    await front.get(blobPath(blob.digest), { authorization: 'Bearer a' });
+    await until(() => front.cache.stats().entries === 1);
+    const other = await front.get(blobPath(blob.digest), { authorization: 'Bearer b' });
+    assert.equal(other.status, 200);
+    assert.ok(other.body.equals(blob.data));
+    assert.equal(upstream.count('HEAD'), 1);
+  });
+
+  test('without the option a cached blob is served to anyone (the original behaviour)', async (t) => {
+    const blob = makeBlob(1000);
+    const upstream = await privateUpstream(t, blob);
+    const front = await startFront(t, upstream.port, { cacheDir: tempDir(t) });
+    await front.get(blobPath(blob.digest, 'team/app'), { authorization: 'Bearer good' });
+    await until(() => front.cache.stats().entries === 1);
+    const anyone = await front.get(blobPath(blob.digest, 'team/app'));
+    assert.equal(anyone.status, 200);
+    assert.equal(upstream.count('HEAD'), 0);
+  });
+});

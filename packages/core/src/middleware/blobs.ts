@@ -10,13 +10,14 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
-import { ociErrorBody } from '../api/errors.js';
+import { type OciErrorCode, ociErrorBody } from '../api/errors.js';
 import { sendError, writeHead } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
 import type { FlightCursor } from '../flight.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
 import { type ChunkSource, fileSource, pump } from '../http/send.js';
 import type { Services } from '../services.js';
+import { AccessGrants } from '../store/access-grants.js';
 import type { BlobHandle } from '../store/blob-store.js';
 import type { HeaderMap, UpstreamResponse } from '../upstream/client.js';
 import { endToEndHeaders } from '../upstream/headers.js';
@@ -47,7 +48,7 @@ export async function blobs(ctx: RequestContext, services: Services): Promise<vo
   const handle = await services.blobs.open(digest);
   if (handle) {
     try {
-      await serveHit(ctx, services, handle);
+      if (await accessAllowed(ctx, services, digest)) await serveHit(ctx, services, handle);
     } finally {
       await handle.release();
     }
@@ -179,7 +180,13 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
       debug('%s: joined a declined fill; retrying', digest);
       continue;
     }
-    if (leader) ctx.outcome.upstreamMs = flight.upstreamMs;
+    if (leader) {
+      ctx.outcome.upstreamMs = flight.upstreamMs;
+      // Upstream just served this client the blob: it may read it.
+      if (services.options.verifyBlobAccess) services.blobAccess.grant(accessKey(ctx, digest, headers));
+    } else if (!(await accessAllowed(ctx, services, digest))) {
+      return;
+    }
     services.events.publish('miss', { kind: 'blob', digest, size: start.size ?? 0, ...info });
     if (ctx.clientGone.aborted) return;
 
@@ -207,6 +214,77 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
     return;
   }
   await passthrough(ctx, services);
+}
+
+function accessKey(ctx: RequestContext, digest: string, headers: HeaderMap): string {
+  const authorization = headers.authorization;
+  return AccessGrants.key(
+    ctx.registry,
+    ctx.route.name ?? '',
+    digest,
+    Array.isArray(authorization) ? authorization.join(',') : authorization,
+  );
+}
+
+const DENIAL_CODES: Record<number, OciErrorCode> = {
+  401: 'UNAUTHORIZED',
+  403: 'DENIED',
+  404: 'BLOB_UNKNOWN',
+  429: 'TOOMANYREQUESTS',
+};
+
+/**
+ * `verifyBlobAccess`: before this client gets bytes another client fetched, ask upstream (a
+ * HEAD with this client's credentials, redirects not followed: a redirect is a yes) whether it
+ * may read the blob. A no is answered like upstream answered it (status, challenge headers, an
+ * OCI error body); an unreachable upstream fails closed. Returns false when it answered.
+ */
+async function accessAllowed(ctx: RequestContext, services: Services, digest: string): Promise<boolean> {
+  if (!services.options.verifyBlobAccess) return true;
+  const headers = fillHeaders(ctx, services);
+  const key = accessKey(ctx, digest, headers);
+  if (services.blobAccess.has(key)) return true;
+  let response: UpstreamResponse;
+  try {
+    response = await services.upstream.request(ctx.target, {
+      method: 'HEAD',
+      path: ctx.pathAndQuery,
+      headers,
+      followRedirects: false,
+      signal: ctx.clientGone,
+    });
+  } catch (error) {
+    sendError(ctx, error);
+    return false;
+  }
+  response.body.resume();
+  if (response.status === 200 || (response.status >= 301 && response.status <= 308)) {
+    services.blobAccess.grant(key);
+    return true;
+  }
+  debug('%s: upstream denied %s (%d)', digest, ctx.registry, response.status);
+  ctx.outcome.cacheStatus = 'BYPASS';
+  const relayed = endToEndHeaders(response.headers);
+  for (const name of [
+    'content-length',
+    'content-type',
+    'content-encoding',
+    'etag',
+    'docker-content-digest',
+  ]) {
+    delete relayed[name];
+  }
+  const body = ociErrorBody(
+    DENIAL_CODES[response.status] ?? 'UNKNOWN',
+    `upstream answered ${response.status}`,
+  );
+  writeHead(ctx, response.status, {
+    ...relayed,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  ctx.res.end(ctx.method === 'HEAD' ? undefined : body);
+  return false;
 }
 
 /** Sends a body to the client; a failure cuts the connection (headers are already out). */
