@@ -27,6 +27,8 @@ const debug = createDebug('drp:flight');
 
 /** Upstream is paused when this much is waiting to be written to the spool. */
 const WRITE_HIGH_WATER = 4 * 1024 * 1024;
+/** Recently written spool bytes kept in memory for readers that keep pace. */
+const RECENT_BYTES = 8 * 1024 * 1024;
 /** In pass-through mode, upstream is paused when the memory window holds this much. */
 const MEMORY_HIGH_WATER = 8 * 1024 * 1024;
 
@@ -74,6 +76,9 @@ export class Flight {
   #paused = false;
   #degraded = false;
   #memory: { offset: number; data: Buffer }[] = [];
+  /** The last bytes written to the spool, still in memory. */
+  #recent: { offset: number; data: Buffer }[] = [];
+  #recentBytes = 0;
   #memoryBytes = 0;
   readonly #readers = new Set<FlightCursor>();
   #waiters: (() => void)[] = [];
@@ -151,6 +156,24 @@ export class Flight {
    * pass-through window; the caller checked they are there.
    */
   async read(position: number, length: number, into: Buffer): Promise<Buffer> {
+    const recentStart = this.#recent[0]?.offset ?? Number.POSITIVE_INFINITY;
+    if (position >= recentStart && position < this.#fileEnd) {
+      const n = Math.min(length, this.#fileEnd - position, into.length);
+      let copied = 0;
+      for (const chunk of this.#recent) {
+        if (copied >= n) break;
+        const chunkEnd = chunk.offset + chunk.data.length;
+        const at = position + copied;
+        if (at >= chunkEnd) continue;
+        copied += chunk.data.copy(
+          into,
+          copied,
+          at - chunk.offset,
+          Math.min(chunk.data.length, at - chunk.offset + n - copied),
+        );
+      }
+      return into.subarray(0, copied);
+    }
     if (position < this.#fileEnd && this.#file) {
       const n = Math.min(length, this.#fileEnd - position, into.length);
       const { bytesRead } = await this.#file.read(into, 0, n, position);
@@ -295,6 +318,18 @@ export class Flight {
         done += bytesWritten;
         if (done < bytes) buffers = [Buffer.concat(batch).subarray(done)];
       }
+      // Keep what was just written in memory too: readers keeping pace copy it from here
+      // instead of reading the spool back (no syscall, no thread-pool round trip).
+      let offset = this.#fileEnd;
+      for (const chunk of batch) {
+        this.#recent.push({ offset, data: chunk });
+        this.#recentBytes += chunk.length;
+        offset += chunk.length;
+      }
+      while (this.#recentBytes > RECENT_BYTES && this.#recent.length > 1) {
+        const dropped = this.#recent.shift();
+        if (dropped) this.#recentBytes -= dropped.data.length;
+      }
       this.#fileEnd += bytes;
       this.#written = this.#fileEnd;
       this.#notify();
@@ -423,6 +458,8 @@ export class Flight {
     }
     this.#memory = [];
     this.#memoryBytes = 0;
+    this.#recent = [];
+    this.#recentBytes = 0;
     this.#settled = true;
     this.#notify();
     void unlink(this.#path).catch(() => undefined);
