@@ -11,6 +11,7 @@ import {
   OCI_MANIFEST,
   startFakeRegistry,
 } from '../../../test/fakes/fake-registry.ts';
+import { normaliseAccept } from '../src/store/tag-index.ts';
 
 const MINUTE = 60_000;
 const ACCEPT = { accept: `${OCI_MANIFEST}, ${DOCKER_MANIFEST}` };
@@ -103,6 +104,21 @@ describe('tag manifests with the manifest cache on', () => {
     assert.deepEqual(
       upstream.log.map((r) => r.method),
       ['HEAD', 'GET', 'HEAD'],
+    );
+  });
+
+  test('containerd-style HEAD by tag then GET by digest: the next GET by tag is a hit', async () => {
+    const digest = upstream.setManifest('library/ctr', 'latest', manifestBody(OCI_INDEX, 'ctr'));
+    const head = await proxy.send('HEAD', '/v2/library/ctr/manifests/latest', { accept: OCI_INDEX });
+    assert.equal(head.headers['docker-content-digest'], digest);
+    const byDigest = await proxy.send('GET', `/v2/library/ctr/manifests/${digest}`, { accept: OCI_INDEX });
+    assert.equal(byDigest.status, 200);
+    const byTag = await proxy.send('GET', '/v2/library/ctr/manifests/latest', { accept: OCI_INDEX });
+    assert.equal(byTag.headers['x-docker-registry-proxy-cache-upstream-status'], 'HIT');
+    assert.deepEqual(byTag.body, byDigest.body);
+    assert.deepEqual(
+      upstream.log.map((r) => r.method),
+      ['HEAD', 'GET'],
     );
   });
 
@@ -239,6 +255,50 @@ describe('tag manifests with the manifest cache off (the default)', () => {
     );
     // Upstream's own headers (rate-limit counters) reach the client.
     assert.equal(b.headers['ratelimit-remaining'], '99;w=21600');
+  });
+});
+
+describe('the negotiated media-type class', () => {
+  const modern = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+  ];
+  const ctr = `${modern.join(', ')}, */*`;
+  const skopeo = [...modern]
+    .reverse()
+    .concat([
+      'application/vnd.docker.distribution.manifest.v1+prettyjws',
+      'application/vnd.docker.distribution.manifest.v1+json',
+    ])
+    .join(', ');
+
+  test('clients accepting the same manifest types share a class; others do not', () => {
+    assert.equal(normaliseAccept(ctr), normaliseAccept(skopeo));
+    assert.equal(
+      normaliseAccept([OCI_INDEX, OCI_MANIFEST]),
+      normaliseAccept(`${OCI_MANIFEST};q=0.5,${OCI_INDEX.toUpperCase()}`),
+    );
+    assert.notEqual(normaliseAccept(DOCKER_MANIFEST), normaliseAccept(ctr));
+    assert.notEqual(normaliseAccept(OCI_INDEX), normaliseAccept(OCI_MANIFEST));
+    assert.equal(normaliseAccept(undefined), 'other:');
+    assert.notEqual(normaliseAccept('application/json'), normaliseAccept(undefined));
+  });
+
+  test('a tag cached for containerd is a hit for skopeo', async () => {
+    const upstream = await startFakeRegistry();
+    const proxy = await drive({ target: upstream.target, manifestCache: { enabled: true } });
+    try {
+      upstream.setManifest('library/shared', 'v1.0.0', manifestBody(OCI_INDEX, 'shared'));
+      await proxy.send('GET', '/v2/library/shared/manifests/v1.0.0', { accept: ctr });
+      const res = await proxy.send('GET', '/v2/library/shared/manifests/v1.0.0', { accept: skopeo });
+      assert.equal(res.headers['x-docker-registry-proxy-cache-upstream-status'], 'HIT');
+      assert.equal(upstream.log.length, 1);
+    } finally {
+      await proxy.close();
+      await upstream.close();
+    }
   });
 });
 

@@ -23,6 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
 import { DrpError, isDrpError } from '../api/errors.js';
 import { sendError, writeHead } from '../api/respond.js';
+import { parseDigest } from '../api/route.js';
 import type { RequestContext } from '../context.js';
 import type { ResolvedOptions } from '../options.js';
 import { type AuthClass, AuthClassifier } from '../policy/auth-class.js';
@@ -443,6 +444,38 @@ function route(ctx: RequestContext): string {
   return `${ctx.route.name ?? ''}@${ctx.route.reference ?? ''}`;
 }
 
+/**
+ * Records what an upstream HEAD said a tag points to. containerd resolves a tag with HEAD and
+ * then GETs the manifest by digest, which stores it; with this entry the next client asking for
+ * the tag (same class) is served from the cache too.
+ */
+async function rememberHead(
+  services: Services,
+  key: TagKey,
+  head: Fetched,
+  tier: TagEntry['tier'],
+  now: number,
+): Promise<void> {
+  if (head.kind !== 'buffered' || head.status !== 200) return;
+  const digest = headerValue(head.headers, 'docker-content-digest');
+  const contentType = headerValue(head.headers, 'content-type') ?? '';
+  if (!digest || contentType.startsWith('application/vnd.docker.distribution.manifest.v1+')) return;
+  try {
+    parseDigest(digest);
+  } catch {
+    return;
+  }
+  const size = Number(headerValue(head.headers, 'content-length') ?? 0);
+  await services.manifests.tags.put({
+    ...key,
+    digest,
+    mediaType: contentType.split(';')[0]?.trim() ?? '',
+    size: Number.isFinite(size) ? size : 0,
+    fetchedAt: now,
+    tier,
+  });
+}
+
 async function serveByTag(ctx: RequestContext, services: Services, tag: string): Promise<void> {
   const m = services.manifests;
   const name = ctx.route.name ?? '';
@@ -491,6 +524,7 @@ async function serveByTag(ctx: RequestContext, services: Services, tag: string):
       if (ctx.method === 'HEAD') {
         // Changed, and the client only asked for headers: the upstream's HEAD answer is it.
         ctx.outcome.cacheStatus = 'EXPIRED';
+        await rememberHead(services, key, head, tier.tier, now);
         relayBuffered(ctx, head);
         return;
       }
@@ -507,15 +541,7 @@ async function serveByTag(ctx: RequestContext, services: Services, tag: string):
   if (ctx.method === 'HEAD') {
     const head = await fetchManifest(ctx, services, 'HEAD', headers);
     if (cached && failed(head)) return serveStale(ctx, services, cached, head);
-    if (
-      entry &&
-      cached &&
-      head.kind === 'buffered' &&
-      head.status === 200 &&
-      headerValue(head.headers, 'docker-content-digest') === entry.digest
-    ) {
-      await m.tags.put({ ...entry, fetchedAt: now, tier: enabled ? tier.tier : 'uncached' });
-    }
+    await rememberHead(services, key, head, enabled ? tier.tier : 'uncached', now);
     await relay(ctx, head);
     return;
   }

@@ -22,7 +22,7 @@ export interface TagKey {
   readonly registry: string;
   readonly name: string;
   readonly tag: string;
-  /** Normalised Accept header (see normaliseAccept). */
+  /** The client's negotiated media-type class (see normaliseAccept). */
   readonly accept: string;
   readonly authClass: string;
 }
@@ -37,8 +37,25 @@ export interface TagEntry extends TagKey {
 }
 
 /**
- * `Accept` as a stable key: media types lower-cased, parameters (q=) dropped, de-duplicated and
- * sorted, so header order and spacing do not split the cache but different sets do.
+ * The manifest media types that decide what a registry answers for a tag: it returns the
+ * manifest the tag points to when the client accepts that type. Schema 1 types and the wildcard only
+ * matter when none of these is accepted (the registry then converts, and schema 1 answers are
+ * never cached).
+ */
+export const NEGOTIATED_MEDIA_TYPES: readonly string[] = [
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.artifact.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+];
+
+/**
+ * `Accept` as a cache key: the negotiated media-type class, i.e. which of the manifest media
+ * types above the client accepts (docker, containerd, podman and skopeo all accept the same
+ * four, so they share entries; a client accepting only Docker types gets its own). Parameters
+ * (`q=`), order, case and spacing never split it. A client accepting none of them is keyed by
+ * its whole normalised Accept.
  */
 export function normaliseAccept(header: string | string[] | undefined): string {
   const values = [header ?? []].flat().join(',');
@@ -47,7 +64,9 @@ export function normaliseAccept(header: string | string[] | undefined): string {
     const type = (part.split(';')[0] ?? '').trim().toLowerCase();
     if (type) types.add(type);
   }
-  return [...types].sort().join(',');
+  const negotiated = NEGOTIATED_MEDIA_TYPES.filter((t) => types.has(t));
+  if (negotiated.length > 0) return negotiated.join(',');
+  return `other:${[...types].sort().join(',')}`;
 }
 
 function hash(...parts: string[]): string {
