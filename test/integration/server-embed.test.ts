@@ -190,3 +190,55 @@ test('a client that does not trust the CA, or sends garbage, does not disturb th
   );
   assert.equal(res, 200);
 });
+
+test('SEND_TIMEOUT and CLIENT_BODY_TIMEOUT cut clients that stall, not transfers that move', async (t) => {
+  const h = createHarness(t);
+  // A plain-HTTP upstream: 64 MiB on GET, and it reads whatever body it is sent.
+  const big = Buffer.alloc(64 << 20, 7);
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-length': big.length }).end(big));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  h.defer(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const proxy = await startProxy({
+    registries: [`slow.test:${port}`],
+    upstreamMappings: { 'slow.test': '127.0.0.1' },
+    env: { SEND_TIMEOUT: '1s', CLIENT_BODY_TIMEOUT: '1s' },
+  });
+  t.after(() => proxy.close(0));
+
+  // A client that never reads its response is disconnected about SEND_TIMEOUT after the
+  // socket buffers fill: its request ends aborted, with fewer bytes than the body.
+  const outcome = once(proxy.events, 'request') as Promise<[RequestOutcome]>;
+  const reader = net.connect(proxy.port, '127.0.0.1');
+  reader.on('error', () => {});
+  reader.write(`GET http://slow.test:${port}/v2/ HTTP/1.1\r\nhost: slow.test:${port}\r\n\r\n`);
+  reader.pause();
+  const [stalled] = await outcome;
+  reader.destroy();
+  assert.equal(stalled.aborted, true);
+  assert.ok(stalled.bytes < big.length);
+  assert.ok(stalled.totalMs >= 900 && stalled.totalMs < 10_000, `closed after ${stalled.totalMs} ms`);
+
+  // A client that announces a body and stops sending is disconnected after CLIENT_BODY_TIMEOUT.
+  const sender = net.connect(proxy.port, '127.0.0.1');
+  sender.on('error', () => {});
+  sender.write(
+    `PATCH http://slow.test:${port}/v2/x/blobs/uploads/1 HTTP/1.1\r\nhost: slow.test:${port}\r\ncontent-length: 1000\r\n\r\n0123456789`,
+  );
+  sender.resume();
+  const sent = Date.now();
+  await Promise.race([once(sender, 'close'), once(sender, 'end')]);
+  const gone = Date.now() - sent;
+  assert.ok(gone >= 900 && gone < 5_000, `closed after ${gone} ms`);
+
+  // A client that keeps reading, slowly, is not cut: 64 MiB at full speed through the proxy.
+  const whole = await viaProxy(proxy.port, `http://slow.test:${port}/v2/`);
+  assert.equal(whole.body.length, big.length);
+});

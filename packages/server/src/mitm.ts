@@ -174,29 +174,29 @@ function watchStalls(req: IncomingMessage, res: ServerResponse, sendMs: number, 
   const hasBody =
     req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   if (bodyMs > 0 && hasBody && !req.complete) {
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        // Only a client that stops sending counts; drp pausing the body (backpressure) does not.
-        if (req.complete || req.destroyed) return;
-        if (req.readableFlowing === false || req.readableLength > 0) arm();
-        else {
-          debug('client sent no body bytes for %dms: closing', bodyMs);
-          req.destroy();
-          res.destroy();
-        }
-      }, bodyMs);
-      timer.unref();
-    };
-    const stop = () => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-    };
-    req.on('data', arm);
+    // Watches the socket's byte count instead of listening for 'data': a data listener would
+    // switch the body to flowing mode before the handler pipes it, and lose bytes.
+    const socket = req.socket;
+    let seen = socket.bytesRead;
+    const timer = setInterval(() => {
+      if (req.complete || req.destroyed) return stop();
+      const now = socket.bytesRead;
+      const waiting = req.readableFlowing !== false && req.readableLength === 0;
+      // Only a client that stops sending counts; drp pausing the body (backpressure) does not.
+      if (now === seen && waiting) {
+        debug('client sent no body bytes for %dms: closing', bodyMs);
+        stop();
+        req.destroy();
+        res.destroy();
+      }
+      seen = now;
+    }, bodyMs);
+    timer.unref();
+    function stop() {
+      clearInterval(timer);
+    }
     req.once('end', stop);
     req.once('close', stop);
-    arm();
   }
 }
 
