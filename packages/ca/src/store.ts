@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, stat, unlink } from 'node:fs/promises';
+import { open, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import createDebug from 'debug';
@@ -103,7 +103,8 @@ const LOCK_STALE_MS = 30_000;
 
 /**
  * Serialises CA creation and rotation between processes sharing a directory (two replicas
- * starting at once must not each create a CA). A lock older than 30 s is a crashed holder's.
+ * starting at once must not each create a CA). The holder refreshes the lock every 5 s, so
+ * one older than 30 s is a crashed holder's.
  */
 export async function withDirLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const lock = join(dir, '.ca.lock');
@@ -131,9 +132,17 @@ export async function withDirLock<T>(dir: string, fn: () => Promise<T>): Promise
       }
     }
   }
+  // Keep the lock fresh while holding it: an RSA-4096 CA can take many seconds to generate
+  // on a loaded machine, and a waiter must not take a live lock for a crashed one.
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    utimes(lock, now, now).catch(() => undefined);
+  }, LOCK_STALE_MS / 6);
+  heartbeat.unref();
   try {
     return await fn();
   } finally {
+    clearInterval(heartbeat);
     await unlink(lock).catch(() => undefined);
   }
 }

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type CaWarning, loadOrCreateCA } from '../src/index.ts';
-import { clock, DAY, openssl, tempDir } from './helpers.ts';
+import { clock, DAY, openssl, run, tempDir } from './helpers.ts';
 
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
 
@@ -68,6 +68,24 @@ describe('loadOrCreateCA from a directory', () => {
     b.close();
     assert.equal(a.fingerprint256, b.fingerprint256);
     assert.deepEqual([a.origin, b.origin].sort(), ['created', 'loaded']);
+  });
+
+  it('three processes starting together on an empty directory agree on one CA', async (t) => {
+    const dir = await tempDir(t);
+    const script = join(dir, 'start.mts');
+    const index = new URL('../src/index.ts', import.meta.url).href;
+    await writeFile(
+      script,
+      `import { loadOrCreateCA } from ${JSON.stringify(index)};\n` +
+        `const ca = await loadOrCreateCA({ dir: ${JSON.stringify(join(dir, 'ca'))} });\n` +
+        'process.stdout.write(ca.fingerprint256); ca.close();\n',
+    );
+    const results = await Promise.all(
+      [1, 2, 3].map(() => run(process.execPath, ['--import', 'tsx', script])),
+    );
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    assert.equal(new Set(results.map((r) => r.stdout)).size, 1);
+    assert.deepEqual((await readdir(join(dir, 'ca'))).sort(), ['ca.crt', 'ca.key']);
   });
 
   it('finishes an install a crash interrupted (ca.key renamed, ca.crt.next pending)', async (t) => {
