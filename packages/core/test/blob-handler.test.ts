@@ -428,3 +428,37 @@ describe('verifyBlobAccess', () => {
     assert.equal(upstream.count('HEAD'), 0);
   });
 });
+
+test('verifyBlobAccess: a joiner whose check outlasts the fill still gets every byte', async (t) => {
+  // Bigger than the in-memory window of recent bytes: the joiner must read the spool file.
+  const blob = makeBlob(12_000_000);
+  let openGate: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    openGate = resolve;
+  });
+  let front: Awaited<ReturnType<typeof startFront>> | undefined;
+  const upstream = await startUpstream(t, async (req, res) => {
+    if (req.method === 'HEAD') {
+      // Let the fill finish and commit before answering the joiner's access check.
+      openGate();
+      await until(() => front?.cache.stats().entries === 1 && front.cache.stats().activeFills === 0);
+      res.writeHead(200, { 'content-length': blob.data.length });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': blob.data.length });
+    res.write(blob.data.subarray(0, 500_000));
+    await gate;
+    res.end(blob.data.subarray(500_000));
+  });
+  front = await startFront(t, upstream.port, { cacheDir: tempDir(t), verifyBlobAccess: true });
+  const leader = front.get(blobPath(blob.digest), { authorization: 'Bearer a' });
+  await until(() => upstream.count('GET') === 1);
+  const joiner = front.get(blobPath(blob.digest), { authorization: 'Bearer b' });
+  const [a, b] = await Promise.all([leader, joiner]);
+  assert.ok(a.body.equals(blob.data));
+  assert.equal(b.status, 200);
+  assert.ok(b.complete);
+  assert.ok(b.body.equals(blob.data));
+  assert.equal(upstream.count('GET'), 1);
+});

@@ -13,7 +13,6 @@ import createDebug from 'debug';
 import { type OciErrorCode, ociErrorBody } from '../api/errors.js';
 import { sendError, writeHead } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
-import type { FlightCursor } from '../flight.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
 import { type ChunkSource, fileSource, pump } from '../http/send.js';
 import type { Services } from '../services.js';
@@ -180,33 +179,34 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
       debug('%s: joined a declined fill; retrying', digest);
       continue;
     }
-    if (leader) {
-      ctx.outcome.upstreamMs = flight.upstreamMs;
-      // Upstream just served this client the blob: it may read it.
-      if (services.options.verifyBlobAccess) services.blobAccess.grant(accessKey(ctx, digest, headers));
-    } else if (!(await accessAllowed(ctx, services, digest))) {
-      return;
-    }
-    services.events.publish('miss', { kind: 'blob', digest, size: start.size ?? 0, ...info });
-    if (ctx.clientGone.aborted) return;
-
+    // Hold a place in the fill before anything else is awaited: the flight keeps its spool
+    // open for registered cursors only.
     const size = start.size;
-    let cursor: FlightCursor;
-    if (size === undefined) {
-      // No Content-Length upstream: chunked to the client; the final chunk waits for verification.
-      writeHead(ctx, 200, blobHeaders(digest, undefined));
-      cursor = flight.cursor(0);
-    } else {
-      const range = rangeFor(ctx.req.headers, size, blobEtag(digest));
-      const span = writeBlobHead(ctx, digest, size, range);
-      if (!span) return;
-      if (span.end === span.start) {
-        ctx.res.end();
+    const range: RangeResult =
+      size === undefined ? { kind: 'full' } : rangeFor(ctx.req.headers, size, blobEtag(digest));
+    const cursor =
+      range.kind === 'partial' ? flight.cursor(range.start, range.end + 1) : flight.cursor(0, size);
+    try {
+      if (leader) {
+        ctx.outcome.upstreamMs = flight.upstreamMs;
+        // Upstream just served this client the blob: it may read it.
+        if (services.options.verifyBlobAccess) services.blobAccess.grant(accessKey(ctx, digest, headers));
+      } else if (!(await accessAllowed(ctx, services, digest))) {
         return;
       }
-      cursor = flight.cursor(span.start, span.end);
-    }
-    try {
+      services.events.publish('miss', { kind: 'blob', digest, size: size ?? 0, ...info });
+      if (ctx.clientGone.aborted) return;
+      if (size === undefined) {
+        // No Content-Length upstream: chunked to the client; the final chunk waits for verification.
+        writeHead(ctx, 200, blobHeaders(digest, undefined));
+      } else {
+        const span = writeBlobHead(ctx, digest, size, range);
+        if (!span) return;
+        if (span.end === span.start) {
+          ctx.res.end();
+          return;
+        }
+      }
       await send(ctx, cursor.next);
     } finally {
       cursor.close();
