@@ -13,6 +13,7 @@
 //
 // Figures are medians; nothing is asserted. Results also go to bench/results/blobs-<time>.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startBlobServer } from './lib/blob-system.ts';
 import { type BatchResult, curlBatch } from './references/clients.ts';
@@ -138,6 +139,9 @@ async function main(): Promise<void> {
   } finally {
     await env.close();
   }
+  const load = loadavg().map((x) => x.toFixed(1));
+  lines.push('');
+  lines.push(`load average at the end: ${load.join(' / ')} on ${cpus().length} cores`);
   const table = lines.join('\n');
   process.stdout.write(`\n${table}\n`);
   const dir = join(REPO_ROOT, 'bench', 'results');
