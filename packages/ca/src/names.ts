@@ -19,7 +19,10 @@ export function parseLeafName(input: string): LeafName {
   if (typeof input !== 'string' || input.length === 0 || input.length > 255) {
     throw invalid(input, 'must be a non-empty string of at most 255 characters');
   }
-  let name = input.trim();
+  // Whitespace and control characters never belong in a host; the URL parser behind
+  // domainToASCII would silently drop some of them, so refuse them here.
+  if (/[\s\p{Cc}]/u.test(input)) throw invalid(input, 'contains whitespace or control characters');
+  let name = input;
   if (name.startsWith('[') && name.endsWith(']')) name = name.slice(1, -1);
   if (name.includes('%')) throw invalid(input, 'IPv6 zone identifiers are not allowed');
   if (isIPv4(name)) return { name, kind: 'ip' };

@@ -21,6 +21,8 @@ describe('parseLeafName', () => {
   for (const bad of [
     '',
     ' ',
+    ' registry.example',
+    'registry.example\n',
     'registry.example:443',
     'https://registry.example',
     'a/b',
