@@ -128,13 +128,14 @@ export async function certificateVia(
 /** True when a connection from `localAddress` is closed without an answer to a CONNECT. */
 export async function refused(port: number, localAddress: string): Promise<boolean> {
   const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-  socket.on('error', () => {});
-  socket.write('CONNECT registry.test:443 HTTP/1.1\r\nhost: registry.test:443\r\n\r\n');
   let answer = '';
   socket.on('data', (c: Buffer) => {
     answer += c.toString();
   });
-  await once(socket, 'close');
+  // A reset (ECONNRESET) is a refusal too; 'close' follows 'error' either way.
+  socket.on('error', () => {});
+  socket.write('CONNECT registry.test:443 HTTP/1.1\r\nhost: registry.test:443\r\n\r\n');
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()));
   return answer === '';
 }
 
