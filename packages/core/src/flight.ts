@@ -241,22 +241,29 @@ export class Flight {
     this.#response = response;
     const length = response.headers['content-length'];
     if (length !== undefined && /^\d+$/.test(length)) this.#size = Number(length);
+    const body = response.body;
+    // Error and close listeners first: the body may fail while the spool is being opened.
+    this.#state = 'filling';
+    body.once('error', (error: Error) => this.#fail(error, 'truncated'));
+    body.once('close', () => {
+      if (!this.#ended)
+        this.#fail(new DrpError('DRP_UPSTREAM_TRUNCATED', 'upstream closed early'), 'truncated');
+    });
     try {
       this.#file = await open(this.#path, 'w+', 0o600);
     } catch (error) {
       this.#degrade(error);
     }
-    this.#state = 'filling';
-    const body = response.body;
+    if (this.#state !== 'filling') {
+      // Failed (or aborted) while the spool was being opened: nothing to stream.
+      this.#maybeClose();
+      await unlink(this.#path).catch(() => undefined);
+      throw this.#error ?? new DrpError('DRP_INTERNAL', 'fill aborted');
+    }
     body.on('data', (chunk: Buffer) => this.#onData(chunk));
     body.once('end', () => {
       this.#ended = true;
       this.#kick();
-    });
-    body.once('error', (error: Error) => this.#fail(error, 'truncated'));
-    body.once('close', () => {
-      if (!this.#ended)
-        this.#fail(new DrpError('DRP_UPSTREAM_TRUNCATED', 'upstream closed early'), 'truncated');
     });
     return { streaming: true, size: this.#size };
   }
