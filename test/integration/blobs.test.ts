@@ -134,10 +134,11 @@ describe('blob engine against a real registry', () => {
       drp.cache.events.on('verify-failed', (e) => failures.push(e.reason));
 
       const r = await fetchHashed(drp, blobUrl('faulty/app', layer.digest));
-      assert.equal(r.complete, false, 'the client must see an error, not a complete response');
-      assert.ok(r.bytes < layer.size);
-      assert.equal(drp.cache.stats().entries, 0);
-      assert.deepEqual(failures, [fault === 'corrupt' ? 'mismatch' : 'truncated']);
+      const seen = JSON.stringify({ status: r.status, bytes: r.bytes, complete: r.complete, failures });
+      assert.equal(r.complete, false, `the client must see an error, not a complete response: ${seen}`);
+      assert.ok(r.bytes < layer.size, seen);
+      assert.equal(drp.cache.stats().entries, 0, seen);
+      assert.deepEqual(failures, [fault === 'corrupt' ? 'mismatch' : 'truncated'], seen);
 
       // Once upstream behaves, the blob is fetched again and cached.
       front.setInterceptor(undefined);
