@@ -2,7 +2,8 @@
 // a containerd daemon started here with its own root, state and socket), each going through
 // drp with HTTPS_PROXY and trusting drp's CA from /ca.crt. Each pulls a multi-layer image and a
 // multi-platform index; whichever client pulls second gets everything from the cache: the
-// upstream registry sees no GET at all, and drp logs every blob and manifest as a HIT.
+// upstream registry sees no request at all (no GET, no HEAD; only the content-free /v2/ ping),
+// and drp logs every blob and manifest request, GET or HEAD, as a HIT.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { createHarness, type ImageInfo } from '../harness/index.ts';
@@ -28,12 +29,13 @@ async function setup(t: TestContext) {
     },
   });
   const [podman, containerd] = await Promise.all([createPodman(h), startContainerd(h)]);
-  const upstreamGets = () => registry.counter.requests({ method: 'GET' }).filter((r) => r.kind !== 'ping');
-  return { h, registry, named, drp, podman, containerd, upstreamGets };
+  // Everything but the /v2/ ping (which drp forwards; it carries no content).
+  const upstreamRequests = () => registry.counter.requests().filter((r) => r.kind !== 'ping');
+  return { h, registry, named, drp, podman, containerd, upstreamRequests };
 }
 
 test('a multi-layer image: podman pulls it cold, then skopeo and ctr get everything from the cache', async (t) => {
-  const { h, registry, named, drp, podman, containerd, upstreamGets } = await setup(t);
+  const { h, registry, named, drp, podman, containerd, upstreamRequests } = await setup(t);
   const image = await h.createImage({ layers: [400_000, 1_500_000, 700_000] });
   await registry.push(image, 'team/app:v1');
   const appRef = `${named}/team/app:v1`;
@@ -76,8 +78,8 @@ test('a multi-layer image: podman pulls it cold, then skopeo and ctr get everyth
   for (const digest of [image.manifestDigest, ...blobsOf(image)]) assert.ok(content.has(digest), digest);
   await registry.counter.settle();
   await settleLog(drp);
-  assert.deepEqual(upstreamGets(), [], registry.counter.summary());
-  const warmApp = drp.requests({ method: 'GET' }, mark).filter((l) => l.request_type !== 'ping');
+  assert.deepEqual(upstreamRequests(), [], registry.counter.summary());
+  const warmApp = drp.requests({}, mark).filter((l) => l.request_type !== 'ping');
   const warmAppContent = warmApp.filter((l) => /by-digest$/.test(l.request_type));
   // skopeo: config + 3 layers; ctr: the manifest by digest, config + 3 layers.
   assert.ok(warmAppContent.length >= 9, describe(warmApp));
@@ -85,7 +87,7 @@ test('a multi-layer image: podman pulls it cold, then skopeo and ctr get everyth
 });
 
 test('a multi-platform index: ctr pulls every platform cold, then podman and skopeo get everything from the cache', async (t) => {
-  const { h, registry, named, drp, podman, containerd, upstreamGets } = await setup(t);
+  const { h, registry, named, drp, podman, containerd, upstreamRequests } = await setup(t);
   const index = await h.createIndex(
     [
       { os: 'linux', architecture: 'amd64' },
@@ -142,8 +144,8 @@ test('a multi-platform index: ctr pulls every platform cold, then podman and sko
   );
   await registry.counter.settle();
   await settleLog(drp);
-  assert.deepEqual(upstreamGets(), [], registry.counter.summary());
-  const warmMulti = drp.requests({ method: 'GET' }, mark).filter((l) => l.request_type !== 'ping');
+  assert.deepEqual(upstreamRequests(), [], registry.counter.summary());
+  const warmMulti = drp.requests({}, mark).filter((l) => l.request_type !== 'ping');
   // podman: amd64 manifest, config, 2 layers; skopeo --all: 2 manifests, 2 configs, 4 layers.
   assert.ok(warmMulti.filter((l) => /by-digest$/.test(l.request_type)).length >= 12, describe(warmMulti));
   for (const line of warmMulti) assert.equal(line.upstream_cache_status, 'HIT', describe([line]));
