@@ -90,7 +90,15 @@ export function fetchHashed(
         res.once('close', () => done(res.complete));
       },
     );
-    req.once('error', reject);
+    // A connection cut before any response (drp sends headers with the first body bytes) is an
+    // incomplete response too.
+    req.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNRESET') {
+        resolve({ status: 0, headers: {}, digest: '', bytes: 0, complete: false });
+      } else {
+        reject(error);
+      }
+    });
     req.end();
   });
 }

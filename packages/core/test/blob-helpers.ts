@@ -143,7 +143,15 @@ export function request(
       res.once('error', () => done(false));
       res.once('aborted', () => done(false));
     });
-    req.once('error', reject);
+    // A connection cut before any response (headers are flushed with the first body bytes)
+    // is an incomplete response too.
+    req.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNRESET') {
+        resolve({ status: 0, headers: {}, body: Buffer.alloc(0), complete: false });
+      } else {
+        reject(error);
+      }
+    });
     req.end();
   });
 }
