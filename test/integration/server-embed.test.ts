@@ -111,7 +111,10 @@ test('plain-HTTP proxy requests: intercepted hosts are served by the cache, othe
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  h.defer(() => new Promise<void>((r) => server.close(() => r())));
+  h.defer(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
   const port = (server.address() as net.AddressInfo).port;
 
   const lines: string[] = [];
@@ -131,7 +134,38 @@ test('plain-HTTP proxy requests: intercepted hosts are served by the cache, othe
   assert.equal(forwarded.body, '/page?q=secret-token'.replace(/^/, 'hello '));
   assert.deepEqual(seen, [`plainreg.test:${port} /v2/`, `web.test:${port} /page?q=secret-token`]);
 
+  // Unreachable upstreams: a 502 for a forwarded request and for a CONNECT, and the proxy lives on.
+  const closedPort = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as net.AddressInfo).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  assert.equal((await viaProxy(proxy.port, `http://web.test:${closedPort}/`)).status, 502);
+  const refusedConnect = http.request({
+    host: '127.0.0.1',
+    port: proxy.port,
+    method: 'CONNECT',
+    path: `web.test:${closedPort}`,
+    agent: false,
+  });
+  refusedConnect.end();
+  const [connectRes, connectSocket] = (await once(refusedConnect, 'connect')) as [
+    http.IncomingMessage,
+    net.Socket,
+  ];
+  assert.equal(connectRes.statusCode, 502);
+  connectSocket.destroy();
+  // The tunnel's line is written when the client's socket has closed.
+  for (let i = 0; i < 100 && !lines.some((l) => l.includes('"type":"tunnel"')); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
   const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(
+    parsed.some((l) => l.type === 'tunnel' && l.error === 'ECONNREFUSED'),
+    lines.join(''),
+  );
   assert.ok(
     parsed.some(
       (l) => l.type === 'request' && l.request_type === 'ping' && l.host === `plainreg.test:${port}`,

@@ -211,13 +211,21 @@ export function createMitmServer(options: MitmOptions): MitmServer {
   const clients = new Map<string, { active: number; lastSeen: number }>();
   let quietWindowMs = 1000;
   let lastActivityAt = 0;
+  let lastPrune = 0;
   const clientBusy = (address: string, delta: 1 | -1) => {
     const entry = clients.get(address) ?? { active: 0, lastSeen: 0 };
     entry.active += delta;
     entry.lastSeen = Date.now();
     lastActivityAt = entry.lastSeen;
-    if (entry.active <= 0 && !draining) clients.delete(address);
-    else clients.set(address, entry);
+    clients.set(address, entry);
+    // Idle entries are kept for a while (a drain starting now must know who just finished a
+    // request), and dropped lazily so the map stays small.
+    if (clients.size > 256 && !draining && entry.lastSeen - lastPrune > 1000) {
+      lastPrune = entry.lastSeen;
+      for (const [key, value] of clients) {
+        if (value.active <= 0 && entry.lastSeen - value.lastSeen > 10_000) clients.delete(key);
+      }
+    }
   };
   const recentClient = (address: string) => {
     const entry = clients.get(address);
@@ -394,6 +402,7 @@ export function createMitmServer(options: MitmOptions): MitmServer {
     const peer = clientOf(client);
     let error: string | undefined;
     let logged = false;
+    let connected = false;
     client.pause();
     const upstream = net.connect({
       host: where.host,
@@ -427,6 +436,7 @@ export function createMitmServer(options: MitmOptions): MitmServer {
           )
         : undefined;
     upstream.once('connect', () => {
+      connected = true;
       if (connectTimer) clearTimeout(connectTimer);
       debugTunnel('tunnel to %s (%s:%d) open', name, where.host, where.port);
       if (!established) client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -448,10 +458,9 @@ export function createMitmServer(options: MitmOptions): MitmServer {
       if (connectTimer) clearTimeout(connectTimer);
       error ??= e.code ?? e.message;
       debugTunnel('tunnel to %s: %s', name, error);
-      if (upstream.connecting || upstream.bytesRead + upstream.bytesWritten === 0) {
-        if (!established && client.writable)
-          client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
-        else client.destroy();
+      // Before the tunnel opened, the client still waits for an answer to its CONNECT.
+      if (!connected && !established && client.writable) {
+        client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
       } else client.destroy();
     });
     client.once('close', () => {
@@ -494,7 +503,7 @@ export function createMitmServer(options: MitmOptions): MitmServer {
       path,
       headers: {
         ...endToEnd(req.headers),
-        host: port === 80 ? hostKey(host, port).replace(/:80$/, '') : hostKey(host, port),
+        host: port === 80 ? hostKey(host, port).slice(0, -3) : hostKey(host, port),
       },
       agent: forwardAgent,
       timeout: timeouts.tunnelConnectMs || undefined,
@@ -505,6 +514,7 @@ export function createMitmServer(options: MitmOptions): MitmServer {
     let bytes = 0;
     try {
       const responded = once(upstream, 'response') as Promise<[IncomingMessage]>;
+      responded.catch(() => {}); // the pipeline below reports the same error
       await pipeline(req, upstream);
       const [response] = await responded;
       upstream.setTimeout(0);
