@@ -288,11 +288,13 @@ const accessors = {
   },
   asReadableFile(value: string): string {
     const path = resolve(value);
+    let isFile: boolean;
     try {
-      if (!statSync(path).isFile()) return expected('a readable file');
+      isFile = statSync(path).isFile();
     } catch {
       return expected('a readable file (it does not exist)');
     }
+    if (!isFile) return expected('a readable file (it is not a regular file)');
     return path;
   },
   asLogFormat(value: string): 'json' | 'text' {
