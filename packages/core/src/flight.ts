@@ -263,6 +263,7 @@ export class Flight {
     body.on('data', (chunk: Buffer) => this.#onData(chunk));
     body.once('end', () => {
       this.#ended = true;
+      debug('%s: upstream done in %dms', this.digest, Math.round(performance.now() - this.#startedAt));
       this.#kick();
     });
     return { streaming: true, size: this.#size };
