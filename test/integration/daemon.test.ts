@@ -272,6 +272,7 @@ test('SIGTERM in the middle of a pull: the transfer finishes, then the daemon ex
   let drp: RunningDaemon | undefined;
   let signalledAt = 0;
   let newClient: Promise<boolean> | undefined;
+  let health: Promise<number> | undefined;
   const front = await h.startFront({
     upstream: registry,
     names: ['slow.test'],
@@ -284,6 +285,7 @@ test('SIGTERM in the middle of a pull: the transfer finishes, then the daemon ex
           // A client that was not pulling is turned away while the pull goes on.
           setTimeout(() => {
             newClient = refused(drp!.port, '127.0.0.2');
+            health = get(`${drp!.url}/healthz`).then((r) => r.status);
           }, 200);
         }, 300);
         return forward({ stallAfter: { bytes: 3_000_000, ms: 1500 } });
@@ -313,6 +315,7 @@ test('SIGTERM in the middle of a pull: the transfer finishes, then the daemon ex
   assert.ok(waited >= 1000, `exited ${waited} ms after SIGTERM`);
   assert.ok(drp.lines.some((l) => l.type === 'shutdown'));
   assert.equal(await newClient, true, 'a new client was refused during the drain');
+  assert.equal(await health, 503, '/healthz says it is shutting down');
   const blobLine = drp
     .requests({ request_type: 'blob-by-digest', status: 200 })
     .find((l) => l.bytes_sent === image.layers[0]!.size);

@@ -276,3 +276,16 @@ test('SEND_TIMEOUT and CLIENT_BODY_TIMEOUT cut clients that stall, not transfers
   const whole = await viaProxy(proxy.port, `http://slow.test:${port}/v2/`);
   assert.equal(whole.body.length, big.length);
 });
+
+test('listens on IPv6 too: BIND ::1', async () => {
+  const proxy = await startProxy({ host: '::1' });
+  try {
+    assert.match(proxy.url, /^http:\/\/\[::1\]:\d+$/);
+    const status = await new Promise<number>((resolve, reject) =>
+      http.get(`${proxy.url}/healthz`, (r) => resolve(r.statusCode ?? 0)).on('error', reject),
+    );
+    assert.equal(status, 200);
+  } finally {
+    await proxy.close();
+  }
+});
