@@ -75,7 +75,7 @@ export interface RunningProxy {
   readonly proxy: DrpProxy;
   /** Environment for a client process: HTTPS_PROXY, HTTP_PROXY (both cases), NO_PROXY. */
   env(): Record<string, string>;
-  /** Stops the proxy (in-flight requests get `graceMs`, default 5 s) and removes temp dirs it made. */
+  /** Stops the proxy (in-flight requests get `graceMs`, default 5 s; 0 stops at once) and removes temp dirs it made. */
   close(graceMs?: number): Promise<void>;
 }
 

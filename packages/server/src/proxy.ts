@@ -215,7 +215,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     close(graceMs = config.timeouts.shutdownMs) {
       closing ??= (async () => {
         draining = true;
-        await mitm.shutdown(graceMs);
+        await mitm.shutdown(graceMs, Math.min(1000, graceMs));
         await cache.close();
         ca.close();
         metrics?.close();
