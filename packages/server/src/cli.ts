@@ -22,7 +22,7 @@ function usage(): string {
     return `  ${left.padEnd(34)} ${f.help} (${f.variable})`;
   });
   const variables = Object.entries(DEFAULTS).map(([name, value]) => {
-    const shown = value === undefined ? '(unset)' : value === '' ? '(empty)' : JSON.stringify(value);
+    const shown = value === undefined ? '(unset)' : value === '' ? '(empty)' : `'${value}'`;
     return `  ${name.padEnd(32)} ${shown}`;
   });
   return [
