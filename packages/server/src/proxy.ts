@@ -3,7 +3,8 @@
  * metrics. Everything it creates is owned by the returned object and released by `close()`;
  * there is no module-level state, so several proxies can run in one process.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type CertificateAuthority, loadOrCreateCA } from '@drp/ca';
@@ -94,6 +95,23 @@ export function createAddressResolver(
   };
 }
 
+/** Creates `dir` if needed and checks drp can write it, with a message that says what to do. */
+async function usableDir(dir: string, variable: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? String(error);
+    const hint =
+      code === 'EACCES' || code === 'EPERM'
+        ? ` (owned by another user? chown it to uid ${process.getuid?.() ?? '?'}, the user drp-server runs as)`
+        : '';
+    throw Object.assign(new Error(`cannot use ${variable} ${dir}: ${code}${hint}`), {
+      code: 'DRP_DIR_UNUSABLE',
+    });
+  }
+}
+
 function loopbackUrl(address: AddressInfo): string {
   const wildcard = address.address === '::' || address.address === '0.0.0.0';
   const host = wildcard ? '127.0.0.1' : address.address;
@@ -105,7 +123,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
   const caCertificates = [...(options.upstreamCaPem ?? [])];
   if (config.upstreamCaFile) caCertificates.push(await readFile(config.upstreamCaFile, 'utf8'));
 
-  await mkdir(config.cacheDir, { recursive: true });
+  await usableDir(config.cacheDir, 'CACHE_DIR');
   const ca = await loadOrCreateCA({
     ...(config.caFiles
       ? { certFile: config.caFiles.certFile, keyFile: config.caFiles.keyFile }
