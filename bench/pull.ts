@@ -70,6 +70,7 @@ function figures(kind: 'warm' | 'cold', s: PullSamples): Figure[] {
 
 export async function pullBench(env: BenchEnv): Promise<Figure[]> {
   const runs = env.quick ? 1 : 3;
+  const warmRuns = env.quick ? 1 : 5;
   const { repoRef } = await env.image();
   const direct = directSystem(env.upstream);
   const drpCa = env.h.tempDir('drp-ca-pull');
@@ -87,8 +88,8 @@ export async function pullBench(env: BenchEnv): Promise<Figure[]> {
   try {
     for (const sys of systems) await env.warmUp(sys);
     for (const sys of systems) await timedSkopeoPull(sys.skopeo(repoRef), env.scratch);
-    for (let run = 1; run <= runs; run++) {
-      for (const sys of systems) await timedPull(env, sys, repoRef, warm, `warm pull ${run}/${runs}`);
+    for (let run = 1; run <= warmRuns; run++) {
+      for (const sys of systems) await timedPull(env, sys, repoRef, warm, `warm pull ${run}/${warmRuns}`);
     }
   } finally {
     for (const sys of systems) await sys.close();

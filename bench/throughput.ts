@@ -39,9 +39,10 @@ export async function throughputBench(env: BenchEnv): Promise<Figure[]> {
     const rss: Samples = {};
     await env.upstream.counter.settle();
     env.upstream.counter.reset();
+    // Systems alternate batch by batch, so a change in the machine's load hits them alike.
     for (let run = 1; run <= runs; run++) {
-      for (const sys of systems) {
-        for (const c of CONCURRENCY) {
+      for (const c of CONCURRENCY) {
+        for (const sys of systems) {
           const { result, usage } = await measure(sys.pid!, () => curlBatch(c, sys.curl(blob.path)));
           if (result.bytes !== c * blob.size) {
             throw new Error(`${sys.name} c=${c}: got ${result.bytes} bytes, expected ${c * blob.size}`);

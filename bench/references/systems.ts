@@ -81,6 +81,8 @@ export interface DrpOptions {
   nodeArgs?: string[];
   /** Keep this CA dir across restarts (so a leaf cache / trust setup is reused). */
   caDir?: string;
+  /** Every line drp-server writes (its access log is JSON lines on stdout). */
+  onLine?: (line: string) => void;
 }
 
 /** drp-server from this checkout (packages/server, built), as clients use it: an HTTPS proxy. */
@@ -111,6 +113,7 @@ export async function startDrp(h: Harness, upstream: Registry, opts: DrpOptions 
         ...opts.env,
       },
       keepLines: 50,
+      ...(opts.onLine ? { onLine: opts.onLine } : {}),
     },
   );
   const proxyUrl = `http://127.0.0.1:${port}`;
