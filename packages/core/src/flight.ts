@@ -13,14 +13,14 @@
  *   bytes still reach the clients through a bounded in-memory window (upstream is paused while
  *   the slowest client catches up), and nothing is stored.
  */
+import type { Hash } from 'node:crypto';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import createDebug from 'debug';
 import { DrpError } from './api/errors.js';
 import type { CacheEvents } from './events.js';
 import type { BlobStore } from './store/blob-store.js';
-import { type BlobDigest, blobDigest } from './store/digest.js';
-import { type HashJob, HashPool } from './store/hasher.js';
+import { type BlobDigest, blobDigest, hasherFor } from './store/digest.js';
 import type { UpstreamResponse } from './upstream/client.js';
 
 const debug = createDebug('drp:flight');
@@ -61,7 +61,7 @@ export class Flight {
   #error: Error | undefined;
   #size: number | undefined;
   #response: UpstreamResponse | undefined;
-  readonly #hash: HashJob;
+  readonly #hash: Hash;
   #received = 0;
   /** Bytes readable by readers: in the spool file, then in the memory window. */
   #written = 0;
@@ -91,7 +91,7 @@ export class Flight {
     this.#d = blobDigest(digest);
     this.#table = table;
     this.#info = info;
-    this.#hash = table.hashes.job(this.#d.algorithm);
+    this.#hash = hasherFor(this.#d);
     this.#path = table.store.spoolPath();
     this.#started = this.#run(start);
     // Nobody may be waiting (every client left): never an unhandled rejection.
@@ -408,8 +408,7 @@ export class Flight {
       );
       return;
     }
-    const actual = await this.#hash.digest();
-    if (this.#state !== 'filling') return;
+    const actual = this.#hash.digest('hex');
     if (actual !== this.#d.hex) {
       this.#fail(
         new DrpError('DRP_DIGEST_MISMATCH', `upstream bytes do not match ${this.digest}`),
@@ -455,7 +454,6 @@ export class Flight {
     this.#error = error;
     debug('%s failed: %s', this.digest, error.message);
     this.#response?.abort();
-    this.#hash.abort();
     this.#table.remove(this);
     if (reason && wasFilling) {
       this.#table.events?.publish('verify-failed', {
@@ -554,8 +552,6 @@ export class FlightCursor {
 export class FlightTable {
   readonly store: BlobStore;
   readonly events: CacheEvents | undefined;
-  /** Hashing off the event loop, shared by this cache's fills. */
-  readonly hashes = new HashPool();
   readonly #flights = new Map<string, Flight>();
   #fills = 0;
 
@@ -601,6 +597,5 @@ export class FlightTable {
       flight.abort(new DrpError('DRP_INTERNAL', 'the cache was closed'));
     }
     this.#flights.clear();
-    this.hashes.close();
   }
 }
