@@ -136,6 +136,16 @@ export function machine(): Record<string, string | number> {
   } catch {
     // not a checkout
   }
+  let dirty = '';
+  try {
+    dirty = execFileSync('git', ['status', '--porcelain', '--', 'packages'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3))
+      .join(' ');
+  } catch {
+    // not a checkout
+  }
   return {
     cpu: cpu[0]?.model ?? 'unknown',
     cores: cpu.length,
@@ -146,7 +156,7 @@ export function machine(): Record<string, string | number> {
     distribution: version('docker-registry', ['--version']),
     skopeo: version('skopeo', ['--version']),
     curl: version('curl', ['--version']),
-    drpCommit: commit,
+    drpCommit: dirty ? `${commit} + uncommitted changes (${dirty})` : commit,
   };
 }
 
