@@ -13,7 +13,7 @@ import createDebug from 'debug';
 import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
 import { ConfigError, DEFAULTS, FLAGS, loadConfig, parseFlags, type ServerConfig } from './config.js';
 import { onShutdownSignals } from './lifecycle.js';
-import { createProxy } from './proxy.js';
+import { createProxy, type DrpProxy } from './proxy.js';
 import { VERSION } from './version.js';
 
 function usage(): string {
@@ -125,7 +125,33 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   const log = createAccessLog(config.logFormat, streamSink(process.stdout));
-  let proxy: Awaited<ReturnType<typeof createProxy>>;
+  let proxy: DrpProxy | undefined;
+  // Installed before anything is printed: a supervisor that signals right after the startup
+  // line must reach this handler, not the default one (which would kill the process).
+  let started: Promise<void> = Promise.resolve();
+  onShutdownSignals(async (signal) => {
+    const graceMs = config.timeouts.shutdownMs;
+    log.event(
+      'shutdown',
+      `${signal}: new clients refused; letting in-flight pulls and pushes finish (up to ${graceMs} ms)`,
+    );
+    const since = Date.now();
+    await started.catch(() => {});
+    await proxy?.close(graceMs);
+    log.event('shutdown', `stopped after ${Date.now() - since} ms`);
+  });
+  started = serve(config, log, (p) => {
+    proxy = p;
+  });
+  await started;
+}
+
+async function serve(
+  config: ServerConfig,
+  log: AccessLog,
+  created: (proxy: DrpProxy) => void,
+): Promise<void> {
+  let proxy: DrpProxy;
   try {
     proxy = await createProxy({ config, log });
   } catch (error) {
@@ -133,8 +159,12 @@ export async function main(argv: string[]): Promise<void> {
     if (error instanceof Error && (error as { code?: string }).code === 'DRP_CONFIG_INVALID') {
       return fail(error.message, 2);
     }
+    if (error instanceof Error && (error as { code?: string }).code === 'DRP_DIR_UNUSABLE') {
+      return fail(error.message, 1);
+    }
     throw error;
   }
+  created(proxy);
   try {
     await proxy.listen();
   } catch (error) {
@@ -161,16 +191,5 @@ export async function main(argv: string[]): Promise<void> {
     manifest_cache: config.manifestCache.enabled,
     allow_push: config.allowPush,
     metrics: config.metrics,
-  });
-
-  onShutdownSignals(async (signal) => {
-    const graceMs = config.timeouts.shutdownMs;
-    log.event(
-      'shutdown',
-      `${signal}: new clients refused; letting in-flight pulls and pushes finish (up to ${graceMs} ms)`,
-    );
-    const started = Date.now();
-    await proxy.close(graceMs);
-    log.event('shutdown', `stopped after ${Date.now() - started} ms`);
   });
 }

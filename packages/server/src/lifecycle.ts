@@ -15,8 +15,9 @@ export function onShutdownSignals(
       return;
     }
     stopping = true;
+    // A start that had already failed keeps its exit status (2 for configuration, 1 otherwise).
     handler(signal).then(
-      () => exit(0),
+      () => exit(typeof process.exitCode === 'number' ? process.exitCode : 0),
       () => exit(1),
     );
   };
