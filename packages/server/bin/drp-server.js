@@ -1,8 +1,18 @@
 #!/usr/bin/env node
 // Thin launcher kept outside dist/ so that package managers can link the bin before a build.
-import { main } from '../dist/cli.js';
+// Loading the daemon takes a moment; a SIGTERM or SIGINT meanwhile (nothing is being served
+// yet) ends the process cleanly instead of through the default handler.
+const early = () => process.exit(0);
+process.once('SIGTERM', early);
+process.once('SIGINT', early);
 
-main(process.argv.slice(2)).catch((error) => {
+const { main } = await import('../dist/cli.js');
+main(process.argv.slice(2), {
+  replaceEarlySignalHandlers() {
+    process.off('SIGTERM', early);
+    process.off('SIGINT', early);
+  },
+}).catch((error) => {
   process.stderr.write(`drp-server: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

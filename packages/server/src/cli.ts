@@ -92,7 +92,12 @@ async function runCa(subcommand: string, config: ServerConfig): Promise<void> {
   }
 }
 
-export async function main(argv: string[]): Promise<void> {
+export interface MainHooks {
+  /** Called when drp-server installs its own SIGTERM/SIGINT handlers (the bin's early ones go). */
+  replaceEarlySignalHandlers?: () => void;
+}
+
+export async function main(argv: string[], hooks: MainHooks = {}): Promise<void> {
   let config: ServerConfig;
   let command: ReturnType<typeof parseFlags>;
   try {
@@ -115,6 +120,8 @@ export async function main(argv: string[]): Promise<void> {
   createDebug.enable(config.debugNamespaces ?? '');
 
   if (command.command === 'ca') {
+    // Default signal behaviour for one-shot commands: an interrupted rotation is not a success.
+    hooks.replaceEarlySignalHandlers?.();
     try {
       await runCa(command.subcommand ?? 'print', config);
     } catch (error) {
@@ -129,6 +136,7 @@ export async function main(argv: string[]): Promise<void> {
   // Installed before anything is printed: a supervisor that signals right after the startup
   // line must reach this handler, not the default one (which would kill the process).
   let started: Promise<void> = Promise.resolve();
+  hooks.replaceEarlySignalHandlers?.();
   onShutdownSignals(async (signal) => {
     const graceMs = config.timeouts.shutdownMs;
     log.event(
