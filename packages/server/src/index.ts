@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CacheEvents, RegistryCredential } from '@drp/core';
-import { createAccessLog, type LineSink, type LogFormat, streamSink } from './access-log.js';
+import { createAccessLog, type LineSink, type LogFormat } from './access-log.js';
 import { loadConfig, type ServerConfig, type VariableName } from './config.js';
 import { createProxy, type DrpProxy } from './proxy.js';
 
@@ -125,7 +125,9 @@ export async function startProxy(options: StartProxyOptions = {}): Promise<Runni
         ? undefined
         : typeof options.log === 'function'
           ? createAccessLog(base.logFormat, options.log)
-          : createAccessLog(options.log === true ? base.logFormat : options.log, streamSink(process.stderr));
+          : createAccessLog(options.log === true ? base.logFormat : options.log, (line) => {
+              process.stderr.write(line);
+            });
     const upstreamCaPem = options.upstreamCa === undefined ? [] : [options.upstreamCa].flat();
     const proxy = await createProxy({ config, ...(log ? { log } : {}), upstreamCaPem });
     try {
