@@ -10,8 +10,12 @@ import { read } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { DrpError } from '../api/errors.js';
 
-export const SEND_CHUNK = 256 * 1024;
-const SEND_BUFFERS = 4;
+/**
+ * Two 1 MiB buffers per response: measured 20-30 % less CPU per cached GB than four of 256 KiB
+ * (fewer writes into TLS), same throughput; 32 MiB for 16 concurrent downloads.
+ */
+export const SEND_CHUNK = 1024 * 1024;
+const SEND_BUFFERS = 2;
 
 /** Fills `into` (or returns bytes of its own); `null` at the end of the body. */
 export type ChunkSource = (into: Buffer) => Promise<Buffer | null>;
