@@ -49,4 +49,5 @@ export {
   type StoredBlob,
 } from './store/blob-store.js';
 export { parseDuration, parseSize } from './units.js';
+export { endToEndHeaders } from './upstream/headers.js';
 export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';
