@@ -1,93 +1,59 @@
 /**
- * The proxy's network side: one listening HTTP server for CONNECT, plain-HTTP proxy requests
- * and drp's own endpoints, and one in-process (never listening) HTTP server that serves every
- * TLS-terminated connection.
+ * The daemon's listening front: http-mitm-proxy's `Proxy` owns the listening socket and hands
+ * every CONNECT (its `onConnect` hook) and every plain-HTTP request (`onRequest`) to drp's
+ * dispatcher (dispatch.ts). drp never calls those hooks' callbacks, so http-mitm-proxy's own
+ * intercept path (a TCP hop to internal HTTPS servers, leaves from its node-forge CA) and its
+ * response forwarding (no backpressure) never run: drp terminates TLS itself with @drp/ca
+ * leaves on one in-process server and streams with backpressure. This is the only file that
+ * imports http-mitm-proxy; docs/daemon.md has the measurements behind the split.
  *
- *   CONNECT host:port, intercepted  ->  "200 Connection Established", then a TLSSocket with the
- *                                       leaf for `host` from @drp/ca is handed to the inner server
- *                                       with emit('connection'); the upstream of every request on
- *                                       it is the CONNECT target (a WeakMap), never `Host`.
- *   CONNECT host:port, other        ->  raw TCP tunnel, bytes untouched, logged when it closes.
- *   GET http://host/... (absolute)  ->  intercepted host: served by the registry handler;
- *                                       other: forwarded with backpressure.
- *   GET /path (origin-form)         ->  drp's own endpoints (or 404); never proxied, so no loop.
- *
- * http-mitm-proxy is not used here; docs/daemon.md explains why (its listen() always makes an
- * RSA CA with node-forge and writes its key 0644, every intercepted CONNECT takes a second TCP
- * hop through an internal server listening on the proxy's bind address, and `[v6]:port`
- * CONNECT targets are cut at the first colon).
+ * Adjustments to http-mitm-proxy 1.1.0, each for a reason found in its source:
+ * - listen() always creates an RSA CA in `sslCaDir` (files 0644): drp points it at a 0700
+ *   directory inside the CA dir, so it is made once, kept, unreadable by others, never used.
+ * - The bind address is tried with a throwaway listener first: a bind error on its own server
+ *   would go through its console-logging error path (stdout carries only the access log).
+ * - Its WebSocket server is detached from the listening server: it would forward upgrades
+ *   itself, to the request's Host, i.e. back into the proxy.
+ * - The `error` listeners it puts on client sockets, requests and responses (console.*) are
+ *   replaced by drp's (debug).
+ * - It rewrites an absolute-form request URL to origin-form before onRequest: the original is
+ *   kept by a `request` listener that runs before its own, and restored.
+ * - It answers a request with neither an absolute URL nor Host itself (HTTP/1.0): such a request
+ *   gets the address it connected to as Host, so drp's endpoints answer it as before.
  */
 import { once } from 'node:events';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage, Server } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { type SecureContext, TLSSocket } from 'node:tls';
-import { parseHostPort, type UpstreamTarget } from '@drp/core';
 import createDebug from 'debug';
+import { Proxy as MitmProxy } from 'http-mitm-proxy';
+import { createDispatcher, type MitmOptions } from './dispatch.js';
+
+export type {
+  ForwardRecord,
+  MitmOptions,
+  MitmTimeouts,
+  TunnelRecord,
+} from './dispatch.js';
 
 const debug = createDebug('drp:mitm');
-const debugTunnel = createDebug('drp:tunnel');
 
-/** A finished raw tunnel or forwarded plain-HTTP request, for the access log. */
-export interface TunnelRecord {
-  readonly type: 'tunnel';
-  readonly client: string;
-  /** `host:port` as the client asked for it. */
-  readonly host: string;
-  /** Bytes from the client to upstream, and from upstream to the client. */
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly ms: number;
-  /** Set when the tunnel could not be opened. */
-  readonly error: string | undefined;
-  /** True for an intercepted host whose client did not speak TLS inside the tunnel. */
-  readonly notTls: boolean;
-}
-
-export interface ForwardRecord {
-  readonly type: 'forward';
-  readonly client: string;
-  readonly method: string;
-  readonly host: string;
-  /** Path without the query string. */
-  readonly path: string;
-  readonly status: number;
-  readonly bytes: number;
-  readonly ms: number;
-  readonly error: string | undefined;
-}
-
-export interface MitmTimeouts {
-  readonly clientHeaderMs: number;
-  readonly keepAliveMs: number;
-  readonly sendMs: number;
-  readonly clientBodyMs: number;
-  readonly tunnelIdleMs: number;
-  readonly tunnelConnectMs: number;
-}
-
-export interface MitmOptions {
-  /** Whether host:port is intercepted (`http` for absolute-form plain-HTTP requests). */
-  intercepts(host: string, port: number, scheme: 'https' | 'http'): boolean;
-  /** The TLS context presenting the leaf for `name` (from @drp/ca). */
-  secureContext(name: string): Promise<SecureContext>;
-  /** An intercepted request; the handler owns the response. */
-  onRegistryRequest(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget): void;
-  /** An origin-form request to the proxy itself (`/`, `/ca.crt`, ...). */
-  onDirectRequest(req: IncomingMessage, res: ServerResponse): void;
-  onTunnel(record: TunnelRecord): void;
-  onForward(record: ForwardRecord): void;
-  /** Where to really connect for host:port (UPSTREAM_MAPPINGS), for tunnels and forwards. */
-  resolveAddress(host: string, port: number): { host: string; port: number };
-  /** IP family for tunnels and forwards (DISABLE_IPV6 -> 4). */
-  family: 4 | 6 | undefined;
-  timeouts: MitmTimeouts;
+export interface MitmFrontOptions extends MitmOptions {
+  /**
+   * Where http-mitm-proxy may keep the CA its listen() insists on creating: made mode 0700.
+   * When it cannot be created (a read-only CA dir), a private temporary directory is used.
+   */
+  sslCaDir: string;
 }
 
 export interface MitmServer {
-  /** The listening server (CONNECT, plain proxy requests, endpoints). */
-  readonly server: http.Server;
+  /** The listening server (http-mitm-proxy's), once listening. */
+  readonly server: Server | undefined;
+  /** The directory http-mitm-proxy's unused CA lives in, once listening. */
+  readonly sslCaDir: string | undefined;
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Requests being served plus open tunnels, right now. */
   readonly activeRequests: number;
@@ -101,489 +67,143 @@ export interface MitmServer {
   shutdown(graceMs: number, quietMs?: number): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+/** Creates `dir` mode 0700 (or makes an existing one 0700). */
+async function privateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+}
 
-function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
+/** Binds host:port once and lets go: the error http-mitm-proxy would hit, without its logging. */
+async function tryBind(host: string, port: number): Promise<void> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  await new Promise((resolve) => probe.close(resolve));
+}
+
+/** Drops every `error` listener (at this point only http-mitm-proxy's console ones) for `own`. */
+function replaceErrorListeners(emitter: NodeJS.EventEmitter, own: (error: Error) => void): void {
+  for (const listener of emitter.listeners('error')) {
+    emitter.off('error', listener as (...args: unknown[]) => void);
   }
-  return out;
+  emitter.on('error', own);
 }
 
-function clientOf(socket: Duplex | undefined): string {
-  const s = socket as Partial<Socket> | undefined;
-  const address = s?.remoteAddress;
-  if (!address) return '-';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
-
-function hostKey(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
-/** Parses a CONNECT request target: `host:port` or `[v6]:port` (the port is required). */
-export function parseConnectTarget(url: string | undefined): { host: string; port: number } | undefined {
-  if (!url || !/:\d{1,5}$/.test(url)) return undefined;
-  return parseHostPort(url);
-}
-
-/** Sends `socket.setTimeout` style idle protection for a response the client stops reading. */
-function watchStalls(req: IncomingMessage, res: ServerResponse, sendMs: number, bodyMs: number): void {
-  if (sendMs > 0) {
-    let timer: NodeJS.Timeout | undefined;
-    const disarm = () => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-    };
-    const arm = () => {
-      if (timer) return;
-      timer = setTimeout(() => {
-        debug('client did not read for %dms: closing', sendMs);
-        res.destroy();
-      }, sendMs);
-      timer.unref();
-    };
-    const write = res.write.bind(res) as (...args: unknown[]) => boolean;
-    res.write = ((...args: unknown[]) => {
-      const ok = write(...args);
-      if (!ok) arm();
-      return ok;
-    }) as typeof res.write;
-    res.on('drain', disarm);
-    res.once('finish', disarm);
-    res.once('close', disarm);
-  }
-  const hasBody =
-    req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-  if (bodyMs > 0 && hasBody && !req.complete) {
-    // Watches the socket's byte count instead of listening for 'data': a data listener would
-    // switch the body to flowing mode before the handler pipes it, and lose bytes.
-    const socket = req.socket;
-    let seen = socket.bytesRead;
-    const timer = setInterval(() => {
-      if (req.complete || req.destroyed) return stop();
-      const now = socket.bytesRead;
-      const waiting = req.readableFlowing !== false && req.readableLength === 0;
-      // Only a client that stops sending counts; drp pausing the body (backpressure) does not.
-      if (now === seen && waiting) {
-        debug('client sent no body bytes for %dms: closing', bodyMs);
-        stop();
-        req.destroy();
-        res.destroy();
-      }
-      seen = now;
-    }, bodyMs);
-    timer.unref();
-    function stop() {
-      clearInterval(timer);
-    }
-    req.once('end', stop);
-    req.once('close', stop);
-  }
-}
-
-export function createMitmServer(options: MitmOptions): MitmServer {
+export function createMitmServer(options: MitmFrontOptions): MitmServer {
   const { timeouts } = options;
-  const targets = new WeakMap<Duplex, UpstreamTarget>();
-  const tunnels = new Set<Socket>();
-  const tlsSockets = new Set<TLSSocket>();
-  let active = 0;
-  let draining = false;
-  /** Per client address: requests and tunnels in flight, and when the last one ended. */
-  const clients = new Map<string, { active: number; lastSeen: number }>();
-  let quietWindowMs = 1000;
-  let lastActivityAt = 0;
-  let lastPrune = 0;
-  const clientBusy = (address: string, delta: 1 | -1) => {
-    const entry = clients.get(address) ?? { active: 0, lastSeen: 0 };
-    entry.active += delta;
-    entry.lastSeen = Date.now();
-    lastActivityAt = entry.lastSeen;
-    clients.set(address, entry);
-    // Idle entries are kept for a while (a drain starting now must know who just finished a
-    // request), and dropped lazily so the map stays small.
-    if (clients.size > 256 && !draining && entry.lastSeen - lastPrune > 1000) {
-      lastPrune = entry.lastSeen;
-      for (const [key, value] of clients) {
-        if (value.active <= 0 && entry.lastSeen - value.lastSeen > 10_000) clients.delete(key);
+  const dispatcher = createDispatcher(options);
+  const proxy = new MitmProxy();
+  const originalUrls = new WeakMap<IncomingMessage, string>();
+  let failListen: ((error: Error) => void) | undefined;
+  let caDir: string | undefined;
+  let tempCaDir: string | undefined;
+
+  proxy.onError((_ctx, error, kind) => {
+    debug('http-mitm-proxy %s: %s', kind, error?.message);
+    if (kind === 'HTTP_SERVER_ERROR' && error && failListen) failListen(error);
+  });
+
+  proxy.onConnect((req, socket: Duplex, head: Buffer) => {
+    // The callback is never called: http-mitm-proxy's own TLS path never runs.
+    replaceErrorListeners(socket, (error) => debug('client socket error: %s', error.message));
+    dispatcher.connect(req, socket, head);
+  });
+
+  proxy.onRequest((ctx) => {
+    // The callback is never called: http-mitm-proxy never forwards a request itself.
+    const req = ctx.clientToProxyRequest;
+    const res = ctx.proxyToClientResponse;
+    replaceErrorListeners(req, (error) => debug('client request error: %s', error.message));
+    replaceErrorListeners(res, (error) => debug('client response error: %s', error.message));
+    const url = originalUrls.get(req);
+    if (url !== undefined) req.url = url;
+    dispatcher.request(req, res);
+  });
+
+  /** Runs in the listen callback: before the first connection can be accepted. */
+  function configure(server: Server): void {
+    proxy.wsServer?.close();
+    server.on('error', (error: Error) => debug('listening server: %s', error.message));
+    server.requestTimeout = 0;
+    server.headersTimeout = timeouts.clientHeaderMs;
+    server.keepAliveTimeout = timeouts.keepAliveMs;
+    server.timeout = 0;
+    server.prependListener('request', (req: IncomingMessage) => {
+      originalUrls.set(req, req.url ?? '/');
+      if (req.headers.host === undefined && !/^http:\/\//.test(req.url ?? '')) {
+        const local = req.socket.localAddress ?? '127.0.0.1';
+        const host = local.startsWith('::ffff:') ? local.slice(7) : local;
+        req.headers.host = `${host.includes(':') ? `[${host}]` : host}:${req.socket.localPort}`;
       }
-    }
-  };
-  const recentClient = (address: string) => {
-    const entry = clients.get(address);
-    return entry !== undefined && (entry.active > 0 || Date.now() - entry.lastSeen < quietWindowMs);
-  };
-  const forwardAgent = new http.Agent({
-    keepAlive: true,
-    ...(options.family ? { family: options.family } : {}),
-  });
-
-  const outer = http.createServer({ requestTimeout: 0, keepAliveTimeout: timeouts.keepAliveMs });
-  outer.headersTimeout = timeouts.clientHeaderMs;
-  outer.timeout = 0;
-
-  // Never listens: TLS-terminated sockets are handed to it. Node only runs its periodic
-  // header/request timeout checks for listening servers, so those are set per socket below.
-  const inner = http.createServer({ requestTimeout: 0, keepAliveTimeout: timeouts.keepAliveMs });
-  inner.timeout = 0;
-
-  const track = (req: IncomingMessage, res: ServerResponse) => {
-    const client = clientOf(req.socket);
-    active += 1;
-    clientBusy(client, 1);
-    res.once('close', () => {
-      active -= 1;
-      clientBusy(client, -1);
     });
-  };
-
-  outer.on('connection', (socket: Socket) => {
-    if (draining && !recentClient(clientOf(socket))) {
-      debug('shutting down: refusing a new client %s', clientOf(socket));
-      socket.destroy();
-    }
-  });
-
-  inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    track(req, res);
-    req.socket.setTimeout(0);
-    const target = targets.get(req.socket);
-    if (!target) {
-      // Cannot happen: every socket the inner server sees was put in the map first.
-      res.writeHead(500).end();
-      return;
-    }
-    watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
-    options.onRegistryRequest(req, res, target);
-  });
-  inner.on('clientError', (error: Error, socket: Duplex) => {
-    debug('bad request on an intercepted connection: %s', error.message);
-    socket.destroy();
-  });
-
-  outer.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    track(req, res);
-    const url = req.url ?? '/';
-    if (url.startsWith('/')) {
-      options.onDirectRequest(req, res);
-      return;
-    }
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
-      return;
-    }
-    if (parsed.protocol !== 'http:') {
-      res
-        .writeHead(400, { 'content-type': 'text/plain' })
-        .end('only http:// URLs can be proxied without CONNECT\n');
-      return;
-    }
-    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-    const port = parsed.port ? Number(parsed.port) : 80;
-    if (options.intercepts(host, port, 'http')) {
-      req.url = `${parsed.pathname}${parsed.search}`;
-      watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
-      options.onRegistryRequest(req, res, { host, port, protocol: 'http' });
-      return;
-    }
-    void forward(req, res, host, port, `${parsed.pathname}${parsed.search}`);
-  });
-
-  outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const client = socket as Socket;
-    client.setTimeout(0);
-    client.on('error', (error) => debug('client socket error: %s', error.message));
-    const target = parseConnectTarget(req.url);
-    if (!target) {
-      client.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
-      return;
-    }
-    if (options.intercepts(target.host, target.port, 'https')) {
-      void intercept(client, head, target);
-    } else {
-      tunnel(client, head, target, false);
-    }
-  });
-  outer.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
-    debug('bad proxy request: %s', error.message);
-    if (socket.writable && error.code !== 'ECONNRESET') {
-      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    } else socket.destroy();
-  });
-
-  async function intercept(
-    client: Socket,
-    head: Buffer,
-    target: { host: string; port: number },
-  ): Promise<void> {
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    let first = head;
-    if (first.length === 0) {
-      // The first byte tells TLS (0x16, a handshake record) from anything else.
-      const chunk = await new Promise<Buffer | undefined>((resolve) => {
-        const finish = (value: Buffer | undefined) => {
-          client.off('data', onData);
-          client.off('close', onClose);
-          client.setTimeout(0);
-          resolve(value);
-        };
-        // Paused synchronously, so no later chunk is emitted before the TLS socket takes over.
-        const onData = (data: Buffer) => {
-          client.pause();
-          finish(data);
-        };
-        const onClose = () => finish(undefined);
-        client.on('data', onData);
-        client.once('close', onClose);
-        client.setTimeout(timeouts.clientHeaderMs, () => client.destroy());
-      });
-      if (!chunk) return;
-      first = chunk;
-    }
-    client.unshift(first);
-    if (first[0] !== 0x16) {
-      debug('CONNECT %s:%d is not TLS: tunnelling it', target.host, target.port);
-      tunnel(client, Buffer.alloc(0), target, true);
-      return;
-    }
-    let context: SecureContext;
-    try {
-      context = await options.secureContext(target.host);
-    } catch (error) {
-      debug('no certificate for %s: %s', target.host, (error as Error).message);
-      client.destroy();
-      return;
-    }
-    if (client.destroyed) return;
-    const tls = new TLSSocket(client, { isServer: true, secureContext: context });
-    targets.set(tls, { host: target.host, port: target.port, protocol: 'https' });
-    tlsSockets.add(tls);
-    tls.once('close', () => tlsSockets.delete(tls));
-    tls.on('error', (error: Error) => {
-      // Typically a client that does not trust the CA: it aborts the handshake.
-      debug('TLS with client for %s:%d: %s', target.host, target.port, error.message);
-      tls.destroy();
+    server.on('connection', (socket: Socket) => {
+      if (!dispatcher.accepts(socket)) socket.destroy();
     });
-    // Until the first request arrives; after that the inner server's keep-alive timer applies.
-    tls.setTimeout(timeouts.clientHeaderMs, () => tls.destroy());
-    inner.emit('connection', tls);
-  }
-
-  function tunnel(
-    client: Socket,
-    head: Buffer,
-    target: { host: string; port: number },
-    established: boolean,
-  ): void {
-    const started = performance.now();
-    const where = options.resolveAddress(target.host, target.port);
-    const name = hostKey(target.host, target.port);
-    const peer = clientOf(client);
-    let error: string | undefined;
-    let logged = false;
-    let connected = false;
-    client.pause();
-    const upstream = net.connect({
-      host: where.host,
-      port: where.port,
-      allowHalfOpen: true,
-      ...(options.family ? { family: options.family } : {}),
-    });
-    tunnels.add(client);
-    clientBusy(peer, 1);
-    const done = () => {
-      if (logged) return;
-      logged = true;
-      tunnels.delete(client);
-      clientBusy(peer, -1);
-      options.onTunnel({
-        type: 'tunnel',
-        client: peer,
-        host: name,
-        bytesIn: upstream.bytesWritten,
-        bytesOut: upstream.bytesRead,
-        ms: Math.round(performance.now() - started),
-        error,
-        notTls: established,
-      });
-    };
-    const connectTimer =
-      timeouts.tunnelConnectMs > 0
-        ? setTimeout(
-            () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
-            timeouts.tunnelConnectMs,
-          )
-        : undefined;
-    upstream.once('connect', () => {
-      connected = true;
-      if (connectTimer) clearTimeout(connectTimer);
-      debugTunnel('tunnel to %s (%s:%d) open', name, where.host, where.port);
-      if (!established) client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      if (timeouts.tunnelIdleMs > 0) {
-        const idle = () => {
-          debugTunnel('tunnel to %s idle for %dms: closing', name, timeouts.tunnelIdleMs);
-          client.destroy();
-          upstream.destroy();
-        };
-        client.setTimeout(timeouts.tunnelIdleMs, idle);
-        upstream.setTimeout(timeouts.tunnelIdleMs, idle);
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
-    });
-    upstream.on('error', (e: Error & { code?: string }) => {
-      if (connectTimer) clearTimeout(connectTimer);
-      error ??= e.code ?? e.message;
-      debugTunnel('tunnel to %s: %s', name, error);
-      // Before the tunnel opened, the client still waits for an answer to its CONNECT.
-      if (!connected && !established && client.writable) {
-        client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
-      } else client.destroy();
-    });
-    client.once('close', () => {
-      upstream.destroy();
-      done();
-    });
-    upstream.once('close', () => {
-      if (client.writableEnded) return;
-      client.end();
-      // Half-closed clients that never close their side are cut after a short grace.
-      setTimeout(() => client.destroy(), 5000).unref();
+    server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+      debug('bad proxy request: %s', error.message);
+      if (socket.writable && error.code !== 'ECONNRESET') {
+        socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      } else socket.destroy();
     });
   }
 
-  async function forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    host: string,
-    port: number,
-    path: string,
-  ) {
-    const started = performance.now();
-    const where = options.resolveAddress(host, port);
-    const record = (status: number, bytes: number, error: string | undefined) =>
-      options.onForward({
-        type: 'forward',
-        client: clientOf(req.socket),
-        method: req.method ?? 'GET',
-        host: hostKey(host, port),
-        path: path.split('?')[0] ?? path,
-        status,
-        bytes,
-        ms: Math.round(performance.now() - started),
-        error,
-      });
-    const upstream = http.request({
-      host: where.host,
-      port: where.port,
-      method: req.method,
-      path,
-      headers: {
-        ...endToEnd(req.headers),
-        host: port === 80 ? hostKey(host, port).slice(0, -3) : hostKey(host, port),
-      },
-      agent: forwardAgent,
-      timeout: timeouts.tunnelConnectMs || undefined,
-    });
-    upstream.once('timeout', () =>
-      upstream.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })),
-    );
-    let bytes = 0;
+  async function prepareCaDir(): Promise<string> {
     try {
-      const responded = once(upstream, 'response') as Promise<[IncomingMessage]>;
-      responded.catch(() => {}); // the pipeline below reports the same error
-      await pipeline(req, upstream);
-      const [response] = await responded;
-      upstream.setTimeout(0);
-      res.writeHead(response.statusCode ?? 502, endToEnd(response.headers));
-      response.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-      });
-      await pipeline(response, res);
-      record(response.statusCode ?? 502, bytes, undefined);
+      await privateDir(options.sslCaDir);
+      return options.sslCaDir;
     } catch (error) {
-      const code = (error as { code?: string }).code ?? (error as Error).message;
-      upstream.destroy();
-      if (!res.headersSent) {
-        res
-          .writeHead(502, { 'content-type': 'text/plain' })
-          .end(`upstream ${hostKey(host, port)} failed: ${code}\n`);
-      } else res.destroy();
-      record(res.statusCode, bytes, code);
+      const code = (error as { code?: string }).code;
+      if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw error;
+      tempCaDir ??= await mkdtemp(join(tmpdir(), 'drp-http-mitm-proxy-'));
+      debug('cannot create %s (%s): http-mitm-proxy gets %s', options.sslCaDir, code, tempCaDir);
+      return tempCaDir;
     }
   }
 
   return {
-    server: outer,
+    get server() {
+      return proxy.httpServer;
+    },
+    get sslCaDir() {
+      return caDir;
+    },
     get activeRequests() {
-      return active;
+      return dispatcher.activeRequests;
     },
     get openTunnels() {
-      return tunnels.size;
+      return dispatcher.openTunnels;
     },
     async listen(port, host) {
+      await tryBind(host, port);
+      caDir = await prepareCaDir();
+      const sslCaDir = caDir;
       await new Promise<void>((resolve, reject) => {
-        const onError = (error: Error) => reject(error);
-        outer.once('error', onError);
-        outer.listen({ port, host, ipv6Only: false }, () => {
-          outer.off('error', onError);
+        failListen = (error) => {
+          failListen = undefined;
+          reject(error);
+        };
+        const listenOptions = { host, port, sslCaDir, keepAlive: true, timeout: 0, forceSNI: false };
+        proxy.listen(listenOptions, (error) => {
+          if (!failListen) return;
+          failListen = undefined;
+          if (error) return reject(error);
+          configure(proxy.httpServer as Server);
           resolve();
         });
       });
-      return outer.address() as AddressInfo;
+      return (proxy.httpServer as Server).address() as AddressInfo;
     },
     async shutdown(graceMs, quietMs = 1000) {
-      draining = true;
-      quietWindowMs = quietMs;
-      const deadline = Date.now() + graceMs;
-      let moved = tunnelBytes();
-      // An idle proxy stops at once; one that just answered waits for the client's next request.
-      let quietSince = lastActivityAt;
-      while (Date.now() < deadline) {
-        const now = tunnelBytes();
-        if (active > 0 || now !== moved) quietSince = Date.now();
-        moved = now;
-        if (Date.now() - quietSince >= quietMs) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      if (active > 0) debug('shutdown: %d requests still running after %dms: closing them', active, graceMs);
-      const closed = outer.listening
-        ? new Promise<void>((resolve) => outer.close(() => resolve()))
-        : undefined;
-      for (const socket of tunnels) socket.destroy();
-      for (const socket of tlsSockets) socket.destroy();
-      outer.closeAllConnections();
-      forwardAgent.destroy();
+      await dispatcher.drain(graceMs, quietMs);
+      const server = proxy.httpServer;
+      const closed = server?.listening ? once(server, 'close') : undefined;
+      if (server) proxy.close();
+      dispatcher.destroyAll();
+      server?.closeAllConnections();
       await closed;
+      if (tempCaDir) await rm(tempCaDir, { recursive: true, force: true });
     },
   };
-
-  function tunnelBytes(): number {
-    let total = 0;
-    for (const s of tunnels) total += s.bytesRead + s.bytesWritten;
-    return total;
-  }
 }

@@ -1,12 +1,14 @@
 /**
- * One proxy instance: configuration + @drp/ca + @drp/core + the network side (mitm.ts) + log +
- * metrics. Everything it creates is owned by the returned object and released by `close()`;
- * there is no module-level state, so several proxies can run in one process.
+ * One proxy instance: configuration + @drp/ca + @drp/core + the network side (mitm.ts, the
+ * http-mitm-proxy front; dispatch.ts, TLS termination and tunnels) + log + metrics. Everything
+ * it creates is owned by the returned object and released by `close()`; there is no
+ * module-level state, so several proxies can run in one process.
  */
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { type CertificateAuthority, loadOrCreateCA } from '@drp/ca';
 import {
   createRegistryCache,
@@ -187,6 +189,8 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     },
     resolveAddress: createAddressResolver(config.upstreamMappings),
     family: config.disableIpv6 ? 4 : undefined,
+    // http-mitm-proxy's own CA (never used by drp): a 0700 directory next to drp's CA.
+    sslCaDir: join(config.caDir, 'http-mitm-proxy'),
     timeouts: {
       clientHeaderMs: config.timeouts.clientHeaderMs,
       keepAliveMs: config.timeouts.keepAliveMs,
