@@ -24,6 +24,8 @@ export interface RunningDaemon {
   url: string;
   /** Every JSON line the daemon printed on stdout so far. */
   lines: LogLine[];
+  /** Every line the daemon printed on stdout so far, JSON or not. */
+  stdout: string[];
   /** A directory holding only the daemon's ca.crt (for skopeo --src-cert-dir). */
   certDir: string;
   caPem: string;
@@ -37,6 +39,7 @@ export async function startDaemon(
   opts: { npx?: boolean } = {},
 ): Promise<RunningDaemon> {
   const lines: LogLine[] = [];
+  const stdout: string[] = [];
   let onStartup: ((line: LogLine) => void) | undefined;
   const [cmd, args] = opts.npx ? ['npx', ['--no-install', 'drp-server']] : [process.execPath, [BIN]];
   const daemon = h.spawn(cmd, args, {
@@ -49,6 +52,7 @@ export async function startDaemon(
       ...env,
     } as Record<string, string | undefined>,
     onLine(line, stream) {
+      if (stream === 'stdout') stdout.push(line);
       if (stream !== 'stdout' || !line.startsWith('{')) return;
       const parsed = JSON.parse(line) as LogLine;
       lines.push(parsed);
@@ -76,6 +80,7 @@ export async function startDaemon(
     port,
     url,
     lines,
+    stdout,
     certDir,
     caPem,
     requests: (filter = {}) =>
