@@ -136,6 +136,12 @@ test('http-mitm-proxy front: its unused CA sits in a 0700 dir, and stdout stays 
     drp.port,
     'GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n',
   );
+  // Requests http-mitm-proxy would answer itself (no Host) or crash on (Host `http://[x`).
+  assert.match(await rawAnswer(drp.port, 'GET /healthz HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200/);
+  assert.match(
+    await rawAnswer(drp.port, 'GET /healthz HTTP/1.1\r\nhost: http://[x\r\n\r\n'),
+    /^HTTP\/1\.1 200/,
+  );
   const pulled = await h.pullImage(registry.named, 'reset/app:v1', { proxy: drp.url, certDir: drp.certDir });
   assert.equal(pulled.manifestDigest, image.manifestDigest);
   await drp.daemon.stop(10_000);
@@ -180,6 +186,19 @@ async function resetMidBody(port: number, hostPort: string, trust: string, path:
     secure.once('close', () => resolve());
   });
   assert.ok(seen > 100_000, 'the blob was being sent when the client reset');
+}
+
+/** Sends one request on a new connection and returns the whole answer. */
+async function rawAnswer(port: number, text: string): Promise<string> {
+  const socket = net.connect(port, '127.0.0.1');
+  let answer = '';
+  socket.on('data', (c: Buffer) => {
+    answer += c.toString();
+    if (answer.includes('\r\n\r\n')) socket.end();
+  });
+  socket.write(text);
+  await once(socket, 'close');
+  return answer;
 }
 
 /** Sends `text`, waits for the first answer byte (or 300 ms), then resets the connection. */

@@ -18,8 +18,9 @@
  *   replaced by drp's (debug).
  * - It rewrites an absolute-form request URL to origin-form before onRequest: the original is
  *   kept by a `request` listener that runs before its own, and restored.
- * - It answers a request with neither an absolute URL nor Host itself (HTTP/1.0): such a request
- *   gets the address it connected to as Host, so drp's endpoints answer it as before.
+ * - It answers a request with neither an absolute URL nor Host itself (HTTP/1.0), and throws on
+ *   an origin-form request whose Host is `http://[x`: such requests get the address they
+ *   connected to as Host, so drp's endpoints answer them as before.
  */
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -132,10 +133,14 @@ export function createMitmServer(options: MitmFrontOptions): MitmServer {
     server.timeout = 0;
     server.prependListener('request', (req: IncomingMessage) => {
       originalUrls.set(req, req.url ?? '/');
-      if (req.headers.host === undefined && !/^http:\/\//.test(req.url ?? '')) {
+      // For an origin-form URL it reads Host: a missing one gets its own 400, and one starting
+      // with `http://` goes through url.parse, which throws on `http://[x` (a crash).
+      const host = req.headers.host;
+      const absolute = /^http:\/\//.test(req.url ?? '');
+      if (!absolute && (host === undefined || host.startsWith('http://'))) {
         const local = req.socket.localAddress ?? '127.0.0.1';
-        const host = local.startsWith('::ffff:') ? local.slice(7) : local;
-        req.headers.host = `${host.includes(':') ? `[${host}]` : host}:${req.socket.localPort}`;
+        const address = local.startsWith('::ffff:') ? local.slice(7) : local;
+        req.headers.host = `${address.includes(':') ? `[${address}]` : address}:${req.socket.localPort}`;
       }
     });
     server.on('connection', (socket: Socket) => {
