@@ -84,11 +84,15 @@ async function tryBind(host: string, port: number): Promise<void> {
   await new Promise((resolve) => probe.close(resolve));
 }
 
-/** Drops every `error` listener (at this point only http-mitm-proxy's console ones) for `own`. */
-function replaceErrorListeners(emitter: NodeJS.EventEmitter, own: (error: Error) => void): void {
+/** Drops every `error` listener: when drp gets an emitter, only http-mitm-proxy's (console) are on it. */
+function dropErrorListeners(emitter: NodeJS.EventEmitter): void {
   for (const listener of emitter.listeners('error')) {
     emitter.off('error', listener as (...args: unknown[]) => void);
   }
+}
+
+function replaceErrorListeners(emitter: NodeJS.EventEmitter, own: (error: Error) => void): void {
+  dropErrorListeners(emitter);
   emitter.on('error', own);
 }
 
@@ -107,8 +111,9 @@ export function createMitmServer(options: MitmFrontOptions): MitmServer {
   });
 
   proxy.onConnect((req, socket: Duplex, head: Buffer) => {
-    // The callback is never called: http-mitm-proxy's own TLS path never runs.
-    replaceErrorListeners(socket, (error) => debug('client socket error: %s', error.message));
+    // The callback is never called: http-mitm-proxy's own TLS path never runs. The dispatcher
+    // attaches drp's own error listener at once.
+    dropErrorListeners(socket);
     dispatcher.connect(req, socket, head);
   });
 
