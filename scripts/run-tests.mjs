@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Finds the test files and runs them with node:test through tsx.
 // Node 20's --test does not expand quoted globs, so the files are listed here.
-//   node scripts/run-tests.mjs            every test: packages/*/test, test/ and examples/
+//   node scripts/run-tests.mjs            every test: packages/*/test and test/
 //   node scripts/run-tests.mjs --unit     only the packages' unit tests
 //   node scripts/run-tests.mjs FILE...    just those files
 import { spawnSync } from 'node:child_process';
@@ -33,7 +33,7 @@ function findTests(dir) {
 let files = explicit;
 if (files.length === 0) {
   const packages = readdirSync(join(root, 'packages')).map((p) => join(root, 'packages', p, 'test'));
-  const dirs = unitOnly ? packages : [...packages, join(root, 'test'), join(root, 'examples')];
+  const dirs = unitOnly ? packages : [...packages, join(root, 'test')];
   files = dirs
     .flatMap(findTests)
     .map((f) => relative(root, f))
