@@ -101,6 +101,12 @@ export const DEFAULTS = Object.freeze({
   LOG_FORMAT: 'json',
   /** Prometheus metrics at /metrics on the plain endpoint. */
   METRICS: 'true',
+  /**
+   * Before serving a cached blob that another client fetched, ask upstream (HEAD, this client's
+   * own credentials, remembered 60 s) whether this client may read it. Off: any client that
+   * can reach the proxy can read any cached blob by digest, as with the original.
+   */
+  VERIFY_BLOB_ACCESS: 'false',
   /** SIGTERM/SIGINT: how long in-flight transfers may take to finish before drp exits anyway. */
   SHUTDOWN_TIMEOUT: '30s',
 } as const satisfies Record<string, string | undefined>);
@@ -147,6 +153,7 @@ export interface ServerConfig {
   readonly maxSize: string;
   readonly inactive: string;
   readonly allowPush: boolean;
+  readonly verifyBlobAccess: boolean;
   readonly verifyTls: boolean;
   readonly upstreamCaFile: string | undefined;
   readonly upstreamMappings: Readonly<Record<string, string>>;
@@ -449,6 +456,7 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     maxSize: read('CACHE_MAX_SIZE', (v) => v.asSizeText()),
     inactive: read<string>('CACHE_INACTIVE', (v) => v.asDurationText()),
     allowPush: read('ALLOW_PUSH', (v) => v.asFlag()),
+    verifyBlobAccess: read('VERIFY_BLOB_ACCESS', (v) => v.asFlag()),
     verifyTls: read('VERIFY_SSL', (v) => v.asFlag()),
     upstreamCaFile,
     upstreamMappings: Object.freeze(read<Record<string, string>>('UPSTREAM_MAPPINGS', (v) => v.asMappings())),

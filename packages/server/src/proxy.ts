@@ -65,6 +65,7 @@ export function cacheOptionsFrom(
     manifestCache: { ...config.manifestCache },
     credentials: config.credentials,
     allowPush: config.allowPush,
+    verifyBlobAccess: config.verifyBlobAccess,
     upstream: {
       mappings: { ...config.upstreamMappings },
       caCertificates,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, DEFAULTS, isIntercepted, loadConfig, parseFlags } from '../src/config.ts';
-import { createAddressResolver } from '../src/proxy.ts';
+import { cacheOptionsFrom, createAddressResolver } from '../src/proxy.ts';
 
 const cwd = '/work/x';
 const load = (env: Record<string, string> = {}, extra: Parameters<typeof loadConfig>[0] = {}) =>
@@ -114,6 +114,15 @@ describe('values', () => {
     assert.equal(load({ ALLOW_PUSH: '1' }).allowPush, true);
     assert.equal(load({ VERIFY_SSL: 'false' }).verifyTls, false);
     rejects({ ALLOW_PUSH: 'yes please' }, /^invalid ALLOW_PUSH: expected true or false, got "yes please"$/);
+  });
+
+  it('VERIFY_BLOB_ACCESS is off by default and reaches the cache options', () => {
+    assert.equal(load({}).verifyBlobAccess, false);
+    assert.equal(cacheOptionsFrom(load({}), []).verifyBlobAccess, false);
+    const on = load({ VERIFY_BLOB_ACCESS: 'true' });
+    assert.equal(on.verifyBlobAccess, true);
+    assert.equal(cacheOptionsFrom(on, []).verifyBlobAccess, true);
+    rejects({ VERIFY_BLOB_ACCESS: 'sometimes' }, /^invalid VERIFY_BLOB_ACCESS: expected true or false/);
   });
 
   it('parse nginx durations and sizes', () => {
