@@ -23,7 +23,8 @@ export interface BatchResult {
   clients: CurlResult[];
 }
 
-const CURL_ENV = {
+/** Clears every proxy variable, so a client only uses a proxy a bench gives it explicitly. */
+export const NO_PROXY_ENV = {
   HTTPS_PROXY: undefined,
   https_proxy: undefined,
   HTTP_PROXY: undefined,
@@ -39,7 +40,7 @@ function curlOnce(args: string[], timeoutMs: number): Promise<CurlResult> {
     const child = spawn(
       'curl',
       ['-sS', '--fail', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', ...args],
-      { env: mergeEnv(CURL_ENV), stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: mergeEnv(NO_PROXY_ENV), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
     let err = '';
@@ -114,7 +115,7 @@ export async function timedSkopeoPull(
         `docker://${src.ref}`,
         `dir:${out}`,
       ],
-      { env: { ...CURL_ENV, ...src.env }, timeoutMs },
+      { env: { ...NO_PROXY_ENV, ...src.env }, timeoutMs },
     );
     const [e = 'NaN', u = 'NaN', s = 'NaN'] = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-3);
     return { wallSeconds: Number(e), clientCpuSeconds: Number(u) + Number(s) };

@@ -19,6 +19,7 @@ import {
   type Registry,
   run,
 } from '../../test/harness/index.ts';
+import { NO_PROXY_ENV } from './clients.ts';
 
 export type SystemName = 'drp' | 'nginx' | 'distribution' | 'direct';
 
@@ -34,17 +35,6 @@ export interface System {
   info: Record<string, string>;
   close(): Promise<void>;
 }
-
-const NO_PROXY_ENV = {
-  HTTPS_PROXY: undefined,
-  https_proxy: undefined,
-  HTTP_PROXY: undefined,
-  http_proxy: undefined,
-  ALL_PROXY: undefined,
-  all_proxy: undefined,
-  NO_PROXY: undefined,
-  no_proxy: undefined,
-};
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 
