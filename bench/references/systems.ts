@@ -8,11 +8,11 @@
 //   distribution  docker-registry in proxy mode (proxy.remoteurl), serving TLS itself
 //
 // Every process is owned by the harness (stopped and its dirs removed at h.close()).
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Daemon,
+  distributionConfig,
   freePort,
   type Harness,
   httpsRequest,
@@ -227,21 +227,13 @@ export async function startDistribution(h: Harness, upstream: Registry): Promise
   const storage = join(dir, 'storage');
   mkdirSync(storage, { recursive: true });
   const port = await freePort();
-  const config = {
-    version: 0.1,
-    log: { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
-    storage: {
-      filesystem: { rootdirectory: storage },
-      delete: { enabled: true },
-      maintenance: { uploadpurging: { enabled: false } },
-    },
-    http: {
-      addr: `127.0.0.1:${port}`,
-      secret: randomBytes(16).toString('hex'),
-      tls: { certificate: cert.certPath, key: cert.keyPath },
-    },
-    proxy: { remoteurl: upstream.url },
-  };
+  const config = distributionConfig({
+    port,
+    storageDir: storage,
+    cert,
+    accessLog: false,
+    extra: { proxy: { remoteurl: upstream.url } },
+  });
   const configPath = join(dir, 'config.yml');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   const env: Record<string, string | undefined> = { ...NO_PROXY_ENV, SSL_CERT_FILE: ca.certPath };

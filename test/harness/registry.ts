@@ -24,6 +24,8 @@ export interface RegistryOptions {
   auth?: Credentials;
   /** Extra DNS SANs for the registry certificate (default ['registry.test']). */
   names?: string[];
+  /** More top-level sections of distribution's configuration, e.g. `{ auth: { token: ... } }`. */
+  config?: Record<string, unknown>;
 }
 
 export interface Registry {
@@ -108,21 +110,13 @@ export async function startRegistry(dir: string, ca: TestCA, opts: RegistryOptio
 
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const config = {
-      version: 0.1,
-      log: { level: 'info', formatter: 'json', accesslog: { disabled: false } },
-      storage: {
-        filesystem: { rootdirectory: storageDir },
-        delete: { enabled: true },
-        maintenance: { uploadpurging: { enabled: false } },
-      },
-      http: {
-        addr: `127.0.0.1:${port}`,
-        secret: randomBytes(16).toString('hex'),
-        tls: { certificate: cert.certPath, key: cert.keyPath },
-      },
-      ...(authConfig ? { auth: authConfig } : {}),
-    };
+    const config = distributionConfig({
+      port,
+      storageDir,
+      cert,
+      accessLog: true,
+      extra: { ...(authConfig ? { auth: authConfig } : {}), ...opts.config },
+    });
     // JSON is valid YAML, and the registry's YAML parser accepts it.
     const configPath = join(dir, 'config.yml');
     await writeFile(configPath, JSON.stringify(config, null, 2));
@@ -196,4 +190,38 @@ export async function startRegistry(dir: string, ca: TestCA, opts: RegistryOptio
     };
     return registry;
   }
+}
+
+export interface DistributionConfigOptions {
+  port: number;
+  storageDir: string;
+  cert: { certPath: string; keyPath: string };
+  /** JSON access log at info level (what the request counter reads); otherwise warnings only. */
+  accessLog: boolean;
+  /** More top-level sections: `auth`, `proxy`, ... */
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * A distribution 2.8 configuration on 127.0.0.1 over TLS with filesystem storage, as JSON
+ * (valid YAML). Shared by the harness registry and the benches' proxy-mode reference.
+ */
+export function distributionConfig(options: DistributionConfigOptions): Record<string, unknown> {
+  return {
+    version: 0.1,
+    log: options.accessLog
+      ? { level: 'info', formatter: 'json', accesslog: { disabled: false } }
+      : { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
+    storage: {
+      filesystem: { rootdirectory: options.storageDir },
+      delete: { enabled: true },
+      maintenance: { uploadpurging: { enabled: false } },
+    },
+    http: {
+      addr: `127.0.0.1:${options.port}`,
+      secret: randomBytes(16).toString('hex'),
+      tls: { certificate: options.cert.certPath, key: options.cert.keyPath },
+    },
+    ...options.extra,
+  };
 }
