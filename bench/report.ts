@@ -48,7 +48,8 @@ export interface FigureResult extends Figure {
   median: Partial<Record<SystemName, number>>;
   /** drp's median / the reference's median. */
   ratio: Partial<Record<SystemName, number>>;
-  verdicts: { target: string; met: boolean; value: number }[];
+  /** `measured` is false when a run left out a system the target needs (BENCH_SYSTEMS). */
+  verdicts: { target: string; met: boolean; measured: boolean; value: number }[];
 }
 
 export function median(xs: readonly number[]): number {
@@ -79,12 +80,13 @@ export function evaluate(f: Figure): FigureResult {
   }
   const verdicts = (f.targets ?? []).map((t) => {
     const value = t.kind === 'ratio' ? (ratio[t.reference ?? 'direct'] ?? Number.NaN) : (drp ?? Number.NaN);
-    let met = Number.isFinite(value);
+    const measured = Number.isFinite(value);
+    let met = measured;
     if (t.max !== undefined) met &&= value <= t.max;
     if (t.min !== undefined) met &&= value >= t.min;
     if (t.equals !== undefined) met &&= value === t.equals;
     if (t.below !== undefined) met &&= value < t.below;
-    return { target: describe(t), met, value };
+    return { target: describe(t), met, measured, value };
   });
   return { ...f, median: med, ratio, verdicts };
 }
@@ -116,7 +118,7 @@ export function markdownTable(results: readonly FigureResult[]): string {
       ...used.map((c) => fmt(r.median[c])),
       ...refs.map((c) => (r.ratio[c] === undefined ? '' : `${fmt(r.ratio[c])}×`)),
       r.verdicts.map((v) => v.target).join('; '),
-      r.verdicts.map((v) => (v.met ? 'yes' : '**no**')).join('; '),
+      r.verdicts.map((v) => (!v.measured ? 'not measured' : v.met ? 'yes' : '**no**')).join('; '),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
