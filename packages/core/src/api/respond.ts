@@ -1,6 +1,9 @@
 /** Writing responses: OCI error bodies and the original's cache headers. */
 import type { OutgoingHttpHeaders } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import type { RequestContext } from '../context.js';
+import type { UpstreamResponse } from '../upstream/client.js';
+import { endToEndHeaders } from '../upstream/headers.js';
 import { DrpError, isDrpError, ociErrorBody } from './errors.js';
 
 /** The original's response headers, kept for tools that read them. */
@@ -39,4 +42,23 @@ export function sendError(ctx: RequestContext, error: unknown): void {
     'docker-distribution-api-version': 'registry/2.0',
   });
   res.end(ctx.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * Relays an upstream answer as it is (status, end-to-end headers, body streamed with
+ * backpressure); nothing is cached. A failure mid-body cuts the client (see sendError).
+ */
+export async function relayResponse(ctx: RequestContext, response: UpstreamResponse): Promise<void> {
+  writeHead(ctx, response.status, endToEndHeaders(response.headers));
+  if (ctx.method === 'HEAD') {
+    response.body.resume();
+    ctx.res.end();
+    return;
+  }
+  try {
+    await pipeline(response.body, ctx.res);
+  } catch (error) {
+    response.abort();
+    if (!ctx.clientGone.aborted) sendError(ctx, error);
+  }
 }

@@ -8,10 +8,9 @@
  * nothing is cached. Other methods on a blob path go through uncached.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
 import { type OciErrorCode, ociErrorBody } from '../api/errors.js';
-import { sendError, writeHead } from '../api/respond.js';
+import { relayResponse, sendError, writeHead } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
 import { type ChunkSource, fileSource, pump } from '../http/send.js';
@@ -139,7 +138,7 @@ async function headMiss(ctx: RequestContext, services: Services): Promise<void> 
     sendError(ctx, error);
     return;
   }
-  await relay(ctx, response);
+  await relayResponse(ctx, response);
 }
 
 function fillHeaders(ctx: RequestContext, services: Services): HeaderMap {
@@ -172,7 +171,7 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
       if (leader) {
         ctx.outcome.cacheStatus = 'BYPASS';
         ctx.outcome.upstreamMs = start.response.headersMs;
-        await relay(ctx, start.response);
+        await relayResponse(ctx, start.response);
         return;
       }
       // The leader's answer was for the leader's credentials: ask again with ours.
@@ -295,21 +294,5 @@ async function send(ctx: RequestContext, source: ChunkSource): Promise<void> {
     if (ctx.clientGone.aborted) return;
     debug('%s %s: body failed: %s', ctx.method, ctx.pathname, (error as Error).message);
     sendError(ctx, error);
-  }
-}
-
-/** Relays an upstream answer as it is (status, end-to-end headers, body); nothing is cached. */
-async function relay(ctx: RequestContext, response: UpstreamResponse): Promise<void> {
-  writeHead(ctx, response.status, endToEndHeaders(response.headers));
-  if (ctx.method === 'HEAD') {
-    response.body.resume();
-    ctx.res.end();
-    return;
-  }
-  try {
-    await pipeline(response.body, ctx.res);
-  } catch (error) {
-    response.abort();
-    if (!ctx.clientGone.aborted) sendError(ctx, error);
   }
 }

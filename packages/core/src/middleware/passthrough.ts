@@ -3,17 +3,16 @@
  * tag lists, referrers, token endpoints and anything drp does not recognise. Bodies stream
  * both ways with backpressure; redirects go back to the client untouched.
  */
-import { pipeline } from 'node:stream/promises';
-import { sendError, writeHead } from '../api/respond.js';
+import { relayResponse, sendError } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
 import type { Services } from '../services.js';
-import { endToEndHeaders } from '../upstream/headers.js';
+import type { UpstreamResponse } from '../upstream/client.js';
+import { endToEndHeaders, requestHasBody } from '../upstream/headers.js';
 
 export async function passthrough(ctx: RequestContext, services: Services): Promise<void> {
   ctx.outcome.cacheStatus = 'BYPASS';
-  const hasBody =
-    ctx.req.headers['content-length'] !== undefined || ctx.req.headers['transfer-encoding'] !== undefined;
-  let response: Awaited<ReturnType<Services['upstream']['request']>>;
+  const hasBody = requestHasBody(ctx.req.headers);
+  let response: UpstreamResponse;
   try {
     response = await services.upstream.request(ctx.target, {
       method: ctx.method,
@@ -27,11 +26,5 @@ export async function passthrough(ctx: RequestContext, services: Services): Prom
     return;
   }
   ctx.outcome.upstreamMs = response.headersMs;
-  writeHead(ctx, response.status, endToEndHeaders(response.headers));
-  try {
-    await pipeline(response.body, ctx.res);
-  } catch (error) {
-    response.abort();
-    sendError(ctx, error);
-  }
+  await relayResponse(ctx, response);
 }

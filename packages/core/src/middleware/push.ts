@@ -6,22 +6,14 @@
  * absolute to the registry, which the client reaches through drp anyway). A manifest PUT or
  * DELETE by tag drops that tag from the tag index, so the next pull sees the new manifest.
  */
-import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
-import { sendError, writeHead } from '../api/respond.js';
+import { relayResponse, sendError } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
 import type { Services } from '../services.js';
 import type { UpstreamResponse } from '../upstream/client.js';
-import { endToEndHeaders } from '../upstream/headers.js';
+import { endToEndHeaders, requestHasBody } from '../upstream/headers.js';
 
 const debug = createDebug('drp:push');
-
-function hasBody(ctx: RequestContext): boolean {
-  const { headers } = ctx.req;
-  if (headers['transfer-encoding'] !== undefined) return true;
-  const length = headers['content-length'];
-  return length !== undefined && length !== '0';
-}
 
 export async function push(ctx: RequestContext, services: Services): Promise<void> {
   ctx.outcome.requestType = 'upload';
@@ -29,7 +21,7 @@ export async function push(ctx: RequestContext, services: Services): Promise<voi
   const headers = endToEndHeaders(ctx.req.headers);
   // Node's server already answered `100 Continue` to the client; upstream gets the body at once.
   delete headers.expect;
-  const withBody = hasBody(ctx);
+  const withBody = requestHasBody(ctx.req.headers);
   if (!withBody) delete headers['content-length'];
   const { route } = ctx;
   const tagWrite = route.kind === 'manifest' && route.tag !== undefined && route.name !== undefined;
@@ -53,11 +45,5 @@ export async function push(ctx: RequestContext, services: Services): Promise<voi
     debug('%s %s/%s:%s: dropping cached tag', ctx.method, ctx.registry, route.name, route.tag);
     await services.manifests.tags.invalidate({ registry: ctx.registry, name: route.name, tag: route.tag });
   }
-  writeHead(ctx, response.status, endToEndHeaders(response.headers));
-  try {
-    await pipeline(response.body, ctx.res);
-  } catch (error) {
-    response.abort();
-    sendError(ctx, error);
-  }
+  await relayResponse(ctx, response);
 }
