@@ -6,8 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DrpError } from './api/errors.js';
+import { describeRawTarget, parseRequestTarget, type RequestTarget } from './api/request-target.js';
 import { sendError } from './api/respond.js';
-import { parseRoute, type Route } from './api/route.js';
+import { type Route, routeOf } from './api/route.js';
 import type { OutcomeDraft, RequestContext } from './context.js';
 import { CacheEvents, type RequestOutcome, type RequestType } from './events.js';
 import { FlightTable } from './flight.js';
@@ -18,6 +19,7 @@ import { ping } from './middleware/ping.js';
 import { push } from './middleware/push.js';
 import { tokenRequest } from './middleware/token.js';
 import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { isPullOnlyTokenQuery, isReadRequest } from './policy/injection.js';
 import type { Services } from './services.js';
 import { AccessGrants } from './store/access-grants.js';
 import { BlobStore } from './store/blob-store.js';
@@ -66,7 +68,9 @@ export interface CacheStats {
   readonly activeFills: number;
 }
 
+/** Methods a push uses; anything else but GET and HEAD is refused (never sent upstream). */
 const PUSH_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const READ_METHODS = new Set(['GET', 'HEAD']);
 
 function requestTypeOf(route: Route, method: string): RequestType {
   switch (route.kind) {
@@ -88,26 +92,43 @@ function requestTypeOf(route: Route, method: string): RequestType {
   }
 }
 
+/**
+ * The method policy. With push off, only GET and HEAD ever reach upstream, on any path (as in
+ * the original, which answers 405 to everything else); with push on, the push methods go
+ * through, without the central credentials. Any other method (OPTIONS, TRACE...) is refused.
+ */
 function pickHandler(route: Route, method: string, services: Services, ctx: RequestContext): Handler {
-  const isWrite = PUSH_METHODS.has(method);
-  const isRegistryWrite = isWrite && route.kind !== 'other';
-  if (isRegistryWrite) return services.options.allowPush ? push : refusePush;
-  const isRead = method === 'GET' || method === 'HEAD';
+  if (PUSH_METHODS.has(method)) return services.options.allowPush ? push : refusePush;
+  if (!READ_METHODS.has(method)) return refuseMethod;
   // A pushing client HEADs each blob to learn whether *this repository upstream* has it; a
   // cached copy (from any repository or registry) would make it skip the upload and the
   // manifest PUT fail with BLOB_UNKNOWN. With push allowed, blob HEADs ask upstream.
   if (route.kind === 'blob' && method === 'HEAD' && services.options.allowPush) return passthrough;
-  if (route.kind === 'blob' && isRead) return blobs;
-  if (route.kind === 'manifest' && isRead) return manifests;
-  if (route.kind === 'ping' && isRead) return ping;
-  if (
+  if (route.kind === 'blob') return blobs;
+  if (route.kind === 'manifest') return manifests;
+  if (route.kind === 'ping') return ping;
+  if (route.kind === 'other' && method === 'GET' && isTokenRequest(services, ctx)) return tokenRequest;
+  return passthrough;
+}
+
+function isTokenRequest(services: Services, ctx: RequestContext): boolean {
+  return services.manifests.auth.isTokenRequest(ctx.target, ctx.pathname);
+}
+
+/** Whether the central credentials may be added: reads only (policy/injection.ts). */
+function mayInject(route: Route, method: string, services: Services, ctx: RequestContext): boolean {
+  if (isReadRequest(route, method)) return true;
+  return (
     route.kind === 'other' &&
     method === 'GET' &&
-    services.manifests.auth.isTokenRequest(ctx.target, ctx.pathname)
-  ) {
-    return tokenRequest;
-  }
-  return passthrough;
+    isTokenRequest(services, ctx) &&
+    isPullOnlyTokenQuery(ctx.query)
+  );
+}
+
+async function refuseMethod(ctx: RequestContext): Promise<void> {
+  ctx.outcome.cacheStatus = 'BYPASS';
+  sendError(ctx, new DrpError('DRP_METHOD_NOT_ALLOWED', `${ctx.method} is not allowed through this proxy`));
 }
 
 async function refusePush(ctx: RequestContext): Promise<void> {
@@ -156,8 +177,6 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     const startedAt = performance.now();
     const method = (req.method ?? 'GET').toUpperCase();
     const rawUrl = req.url ?? '/';
-    const queryAt = rawUrl.indexOf('?');
-    const pathname = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
     const outcome: OutcomeDraft = {
       requestType: 'other',
       cacheStatus: 'BYPASS',
@@ -172,17 +191,31 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     const bytes = countBodyBytes(res);
     const registry = targetKey(target);
 
+    // The one parse of the request target: routing, method policy, injection, the upstream
+    // URL and the log all use it. Until it succeeds, only a printable raw path is known.
+    let requestTarget: RequestTarget | undefined;
     let route: Route = { kind: 'other' };
+    let inject = false;
     const ctx: RequestContext = {
       req,
       res,
       target,
       registry,
       method,
-      pathname,
-      pathAndQuery: rawUrl.startsWith('/') ? rawUrl : `/${rawUrl}`,
+      get pathname() {
+        return requestTarget?.pathname ?? describeRawTarget(rawUrl);
+      },
+      get query() {
+        return requestTarget?.query;
+      },
+      get pathAndQuery() {
+        return requestTarget?.pathAndQuery ?? '/';
+      },
       get route() {
         return route;
+      },
+      get inject() {
+        return inject;
       },
       startedAt,
       clientGone: gone.signal,
@@ -190,8 +223,10 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     };
 
     try {
-      route = parseRoute(pathname);
+      requestTarget = parseRequestTarget(rawUrl);
+      route = routeOf(requestTarget.pathname);
       outcome.requestType = requestTypeOf(route, method);
+      inject = mayInject(route, method, services, ctx);
       await pickHandler(route, method, services, ctx)(ctx, services);
     } catch (error) {
       sendError(ctx, error);
@@ -204,7 +239,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     const result: RequestOutcome = {
       method,
       registry,
-      path: pathname,
+      path: ctx.pathname,
       requestType: outcome.requestType,
       cacheStatus: outcome.cacheStatus,
       status: res.statusCode,

@@ -21,11 +21,15 @@ export interface RequestContext {
   /** `host:port` of the target, the key used everywhere a registry is named. */
   readonly registry: string;
   readonly method: string;
-  /** Path without query. */
+  /** The canonical path (api/request-target.ts), without query. */
   readonly pathname: string;
-  /** Path with query, as sent upstream. */
+  /** The raw query without `?`, if any. */
+  readonly query: string | undefined;
+  /** Canonical path with query, as sent upstream. */
   readonly pathAndQuery: string;
   readonly route: Route;
+  /** Whether the central credentials may be added to this request (reads only). */
+  readonly inject: boolean;
   readonly startedAt: number;
   /** Aborted when the client goes away; fills that must outlive the client ignore it. */
   readonly clientGone: AbortSignal;

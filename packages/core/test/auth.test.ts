@@ -16,6 +16,7 @@ import { DrpError } from '../src/api/errors.ts';
 import { parseAuthRegistries } from '../src/auth-registries.ts';
 import { resolveOptions } from '../src/options.ts';
 import { AuthClassifier } from '../src/policy/auth-class.ts';
+import { isPullOnlyTokenQuery } from '../src/policy/injection.ts';
 import { Credentials } from '../src/upstream/credentials.ts';
 
 const GCR_KEY = JSON.stringify(
@@ -161,7 +162,10 @@ describe('the injection rule', () => {
   );
 
   test('a client without Authorization gets the configured Basic credentials for the host', () => {
-    const headers = credentials.apply({ host: 'auth.docker.io', port: 443 }, { accept: '*/*' });
+    const headers = credentials.apply(
+      { target: { host: 'auth.docker.io', port: 443 }, inject: true },
+      { accept: '*/*' },
+    );
     assert.equal(headers.authorization, `Basic ${Buffer.from('hub:hubpass').toString('base64')}`);
     assert.equal(headers.accept, '*/*');
   });
@@ -169,18 +173,46 @@ describe('the injection rule', () => {
   test('a client with its own Authorization keeps it', () => {
     const own = { authorization: 'Bearer client-token' };
     assert.equal(
-      credentials.apply({ host: 'auth.docker.io', port: 443 }, own).authorization,
+      credentials.apply({ target: { host: 'auth.docker.io', port: 443 }, inject: true }, own).authorization,
       'Bearer client-token',
     );
   });
 
   test('hosts without credentials, and ports, are matched exactly', () => {
-    assert.equal(credentials.apply({ host: 'registry-1.docker.io', port: 443 }, {}).authorization, undefined);
+    assert.equal(
+      credentials.apply({ target: { host: 'registry-1.docker.io', port: 443 }, inject: true }, {})
+        .authorization,
+      undefined,
+    );
     assert.match(
-      String(credentials.apply({ host: 'registry.local', port: 5000 }, {}).authorization),
+      String(
+        credentials.apply({ target: { host: 'registry.local', port: 5000 }, inject: true }, {}).authorization,
+      ),
       /^Basic /,
     );
-    assert.equal(credentials.apply({ host: 'registry.local', port: 443 }, {}).authorization, undefined);
+    assert.equal(
+      credentials.apply({ target: { host: 'registry.local', port: 443 }, inject: true }, {}).authorization,
+      undefined,
+    );
+  });
+
+  test('a request that may not carry them (a write, a push-scope token) never gets them', () => {
+    const scope = { target: { host: 'auth.docker.io', port: 443 }, inject: false };
+    assert.equal(credentials.apply(scope, {}).authorization, undefined);
+    assert.equal(credentials.has(scope), false);
+  });
+
+  test('only token requests whose every scope is pull are reads', () => {
+    assert.equal(isPullOnlyTokenQuery('service=x&scope=repository:library/alpine:pull'), true);
+    assert.equal(isPullOnlyTokenQuery('scope=repository:a/b:pull&scope=repository(plugin):c:pull'), true);
+    assert.equal(isPullOnlyTokenQuery('scope=repository:a/b:pull%20repository:c/d:pull'), true);
+    assert.equal(isPullOnlyTokenQuery('scope=repository:a/b:pull,push'), false);
+    assert.equal(isPullOnlyTokenQuery('scope=repository:a/b:pull+repository:c/d:push'), false);
+    assert.equal(isPullOnlyTokenQuery('scope=repository:a/b:*'), false);
+    assert.equal(isPullOnlyTokenQuery('scope=repository:a/b:delete'), false);
+    assert.equal(isPullOnlyTokenQuery('scope=registry:catalog:*'), false);
+    assert.equal(isPullOnlyTokenQuery('service=x'), false);
+    assert.equal(isPullOnlyTokenQuery(undefined), false);
   });
 });
 

@@ -4,6 +4,7 @@
  * file system or an upstream URL built from parts.
  */
 import { DrpError } from './errors.js';
+import { parseRequestTarget } from './request-target.js';
 
 const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const NAME_RE = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
@@ -79,34 +80,26 @@ function checkName(name: string): string {
   return name;
 }
 
-function decode(segment: string): string {
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(segment);
-  } catch {
-    throw new DrpError('DRP_PATH_INVALID', 'malformed percent-encoding in path');
-  }
-  // `library%2Falpine` would be cached as `library/alpine` while upstream is asked for something
-  // else: an encoded separator is never part of a name, tag or digest.
-  if (decoded.includes('/')) throw new DrpError('DRP_PATH_INVALID', 'encoded "/" in path');
-  return decoded;
+/**
+ * Parses the path part of a request URL (query already removed): canonicalised by
+ * parseRequestTarget, then named. Returns `other` for paths outside `/v2/`.
+ */
+export function parseRoute(path: string): Route {
+  return routeOf(parseRequestTarget(path).pathname);
 }
 
 /**
- * Parses the path part of a request URL (query already removed). Returns `other` for paths
- * outside `/v2/`, which callers pass through untouched.
+ * Names a canonical path (the `pathname` of parseRequestTarget: decoded once, no dot
+ * segments, no encoded separators). Returns `other` for paths outside `/v2/`, which callers
+ * pass through untouched.
  */
-export function parseRoute(pathname: string): Route {
+export function routeOf(pathname: string): Route {
   if (pathname === '/v2' || pathname === '/v2/') return { kind: 'ping' };
   if (!pathname.startsWith('/v2/')) return { kind: 'other' };
   if (pathname === '/v2/_catalog') return { kind: 'catalog' };
 
   const rest = pathname.slice('/v2/'.length);
-  const parts = rest.split('/').map(decode);
-  // Dot segments would name another resource once normalised by anyone on the way: refuse them.
-  if (parts.some((part) => part === '.' || part === '..')) {
-    throw new DrpError('DRP_PATH_INVALID', 'dot segments are not allowed in registry paths');
-  }
+  const parts = rest.split('/');
 
   // Match from the end: the repository name itself may contain slashes.
   const n = parts.length;

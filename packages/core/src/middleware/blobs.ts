@@ -131,7 +131,7 @@ async function headMiss(ctx: RequestContext, services: Services): Promise<void> 
     response = await services.upstream.request(ctx.target, {
       method: 'HEAD',
       path: ctx.pathAndQuery,
-      headers: services.credentials.apply(ctx.target, endToEndHeaders(ctx.req.headers)),
+      headers: services.credentials.apply(ctx, endToEndHeaders(ctx.req.headers)),
       signal: ctx.clientGone,
     });
   } catch (error) {
@@ -146,7 +146,7 @@ function fillHeaders(ctx: RequestContext, services: Services): HeaderMap {
   for (const name of NOT_FOR_FILL) delete headers[name];
   // Byte-exact: a CDN must not compress what is hashed.
   headers['accept-encoding'] = 'identity';
-  return services.credentials.apply(ctx.target, headers);
+  return services.credentials.apply(ctx, headers);
 }
 
 async function getMiss(ctx: RequestContext, services: Services, digest: string): Promise<void> {

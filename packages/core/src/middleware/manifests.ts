@@ -169,9 +169,9 @@ export function manifestRequestHeaders(
   for (const name of DROPPED_REQUEST_HEADERS) delete own[name];
   delete own['content-length'];
   const clientAuth = headerValue(ctx.req.headers, 'authorization');
-  const injected = clientAuth === undefined && services.credentials.has(ctx.target);
+  const injected = clientAuth === undefined && services.credentials.has(ctx);
   return {
-    headers: services.credentials.apply(ctx.target, own),
+    headers: services.credentials.apply(ctx, own),
     authClass: services.manifests.auth.classify(clientAuth, injected),
   };
 }

@@ -17,7 +17,7 @@ export async function passthrough(ctx: RequestContext, services: Services): Prom
     response = await services.upstream.request(ctx.target, {
       method: ctx.method,
       path: ctx.pathAndQuery,
-      headers: services.credentials.apply(ctx.target, endToEndHeaders(ctx.req.headers)),
+      headers: services.credentials.apply(ctx, endToEndHeaders(ctx.req.headers)),
       followRedirects: false,
       ...(hasBody ? { body: ctx.req, readTimeout: false } : {}),
     });

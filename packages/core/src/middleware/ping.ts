@@ -91,7 +91,7 @@ export async function ping(ctx: RequestContext, services: Services): Promise<voi
   ctx.outcome.cacheStatus = 'BYPASS';
   const own = endToEndHeaders(ctx.req.headers);
   delete own['content-length'];
-  const headers = services.credentials.apply(ctx.target, own);
+  const headers = services.credentials.apply(ctx, own);
   const key = `${ctx.registry}\0${headers.authorization === undefined ? 'anonymous' : 'authorized'}`;
   const pings = services.manifests.pings;
 

@@ -31,7 +31,8 @@ export async function push(ctx: RequestContext, services: Services): Promise<voi
     response = await services.upstream.request(ctx.target, {
       method: ctx.method,
       path: ctx.pathAndQuery,
-      headers: services.credentials.apply(ctx.target, headers),
+      // Never the central credentials: a write needs the client's own (policy/injection.ts).
+      headers,
       followRedirects: false,
       readTimeout: false,
       ...(withBody ? { body: ctx.req } : {}),

@@ -23,14 +23,14 @@ export async function tokenRequest(ctx: RequestContext, services: Services): Pro
   ctx.outcome.cacheStatus = 'BYPASS';
   const own = endToEndHeaders(ctx.req.headers);
   const clientAuth = headerValue(ctx.req.headers, 'authorization');
-  const injected = clientAuth === undefined && services.credentials.has(ctx.target);
+  const injected = clientAuth === undefined && services.credentials.has(ctx);
   const authClass = services.manifests.auth.classify(clientAuth, injected);
   let response: UpstreamResponse;
   try {
     response = await services.upstream.request(ctx.target, {
       method: ctx.method,
       path: ctx.pathAndQuery,
-      headers: services.credentials.apply(ctx.target, own),
+      headers: services.credentials.apply(ctx, own),
       followRedirects: false,
     });
   } catch (error) {

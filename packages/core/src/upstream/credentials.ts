@@ -1,12 +1,20 @@
 /**
  * Central credentials (the original's `AUTH_REGISTRIES`). The rule: a client that sends its own
- * `Authorization` keeps it; otherwise the configured Basic credentials for the host the request
- * goes to are added. For Docker Hub that host is `auth.docker.io`, so the token request carries
- * the configured account and the token it returns is that account's.
+ * `Authorization` keeps it; otherwise, and only for reads (policy/injection.ts decides, once per
+ * request, into `RequestContext.inject`), the configured Basic credentials for the host the
+ * request goes to are added. For Docker Hub that host is `auth.docker.io`, so a pull-only token
+ * request carries the configured account and the token it returns is that account's.
  */
 import type { ResolvedOptions } from '../options.js';
 import type { HeaderMap } from './client.js';
 import type { UpstreamTarget } from './target.js';
+
+/** What the injection decision needs of a request. */
+export interface InjectionScope {
+  readonly target: UpstreamTarget;
+  /** False for writes and for token requests asking for more than `pull`. */
+  readonly inject: boolean;
+}
 
 export class Credentials {
   readonly #byHost: ResolvedOptions['credentials'];
@@ -15,15 +23,15 @@ export class Credentials {
     this.#byHost = byHost;
   }
 
-  /** True when credentials are configured for this host (with or without its port). */
-  has(target: UpstreamTarget): boolean {
-    return this.#lookup(target) !== undefined;
+  /** True when drp would add credentials to this request if the client sent none. */
+  has(scope: InjectionScope): boolean {
+    return scope.inject && this.#lookup(scope.target) !== undefined;
   }
 
-  /** Adds `authorization` to `headers` when the client sent none and the host has credentials. */
-  apply(target: UpstreamTarget, headers: HeaderMap): HeaderMap {
-    if (headers.authorization !== undefined) return headers;
-    const found = this.#lookup(target);
+  /** Adds `authorization` when the client sent none, the request may carry it and the host has some. */
+  apply(scope: InjectionScope, headers: HeaderMap): HeaderMap {
+    if (headers.authorization !== undefined || !scope.inject) return headers;
+    const found = this.#lookup(scope.target);
     if (!found) return headers;
     const token = Buffer.from(`${found.username}:${found.password}`).toString('base64');
     return { ...headers, authorization: `Basic ${token}` };
