@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import createDebug from 'debug';
 import { DrpError } from './api/errors.js';
 import type { CacheEvents } from './events.js';
-import type { BlobStore } from './store/blob-store.js';
+import type { BlobMeta, BlobStore } from './store/blob-store.js';
 import { type BlobDigest, blobDigest, hasherFor } from './store/digest.js';
 import type { UpstreamResponse } from './upstream/client.js';
 
@@ -40,6 +40,8 @@ export type FlightStart =
 export interface FlightInfo {
   readonly registry?: string;
   readonly name?: string;
+  /** Metadata the blob is committed with (its kind and the auth class that fetched it). */
+  readonly meta?: BlobMeta;
 }
 
 export interface FlightStats {
@@ -85,6 +87,11 @@ export class Flight {
   #finishing = false;
   #settled = false;
   readonly #startedAt = performance.now();
+
+  /** Who started the fill, for what registry: joiners decide on access with it. */
+  get info(): FlightInfo {
+    return this.#info;
+  }
 
   constructor(table: FlightTable, digest: string, info: FlightInfo, start: () => Promise<UpstreamResponse>) {
     this.digest = digest;
@@ -428,7 +435,7 @@ export class Flight {
       try {
         // Durable before visible: the rename must never expose a file whose blocks are not on disk.
         await this.#file.datasync();
-        await this.#table.store.commitSpool(this.digest, this.#path, this.#received);
+        await this.#table.store.commitSpool(this.digest, this.#path, this.#received, this.#info.meta);
       } catch (error) {
         debug('%s: commit failed: %s', this.digest, (error as Error).message);
         await unlink(this.#path).catch(() => undefined);
@@ -561,30 +568,29 @@ export class FlightTable {
   }
 
   /**
-   * Joins the running fill of `digest`, or starts one with `start` (the caller is then its
-   * leader: it alone may relay a declined response).
+   * Joins the running fill of `digest` for the same registry, or starts one with `start` (the
+   * caller is then its leader: it alone may relay a declined response). Fills are keyed by
+   * registry and digest: a slow (or hostile) registry's fill never holds a client of another
+   * registry; the store still keeps one copy.
    */
   join(
     digest: string,
     start: () => Promise<UpstreamResponse>,
     info: FlightInfo = {},
   ): { flight: Flight; leader: boolean } {
-    const running = this.#flights.get(digest);
+    const key = flightKey(digest, info.registry);
+    const running = this.#flights.get(key);
     if (running) return { flight: running, leader: false };
     const flight = new Flight(this, digest, info, start);
-    this.#flights.set(digest, flight);
+    this.#flights.set(key, flight);
     this.#fills += 1;
     return { flight, leader: true };
   }
 
-  /** The fill of `digest` running now, if any. */
-  get(digest: string): Flight | undefined {
-    return this.#flights.get(digest);
-  }
-
   /** Called by a flight when it stops accepting new readers. */
   remove(flight: Flight): void {
-    if (this.#flights.get(flight.digest) === flight) this.#flights.delete(flight.digest);
+    const key = flightKey(flight.digest, flight.info.registry);
+    if (this.#flights.get(key) === flight) this.#flights.delete(key);
   }
 
   stats(): FlightStats {
@@ -598,4 +604,8 @@ export class FlightTable {
     }
     this.#flights.clear();
   }
+}
+
+function flightKey(digest: string, registry: string | undefined): string {
+  return `${registry ?? ''}\0${digest}`;
 }

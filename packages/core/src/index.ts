@@ -48,6 +48,7 @@ export {
   type BlobStoreStats,
   type StoredBlob,
 } from './store/blob-store.js';
+export type { AccessCheckMode } from './store/content-kind.js';
 export { parseDuration, parseSize } from './units.js';
 export { endToEndHeaders } from './upstream/headers.js';
 export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';

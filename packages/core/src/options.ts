@@ -2,7 +2,9 @@
  * Options of a registry cache: the one place where defaults live. Validated once, when
  * `createRegistryCache()` is called, then frozen; nothing re-reads or re-checks them later.
  */
+
 import { DrpError } from './api/errors.js';
+import type { AccessCheckMode } from './store/content-kind.js';
 import { parseDuration, parseSize } from './units.js';
 import { parseHostPort } from './upstream/target.js';
 
@@ -51,6 +53,12 @@ export interface UpstreamOptions {
   responseTimeout?: DurationOption;
   /** Longest silence while reading a body; never a cap on a whole download. Default `900s`. */
   readTimeout?: DurationOption;
+  /**
+   * When a stale answer is at hand (an expired tag, a remembered ping), how long upstream may
+   * take to answer before the stale one is served instead. Default `5s`; 0 waits the whole
+   * `responseTimeout`.
+   */
+  staleTimeout?: DurationOption;
   /** Redirect hops followed for GET and HEAD (S3, CDN). Default 10. */
   maxRedirects?: number;
 }
@@ -68,11 +76,14 @@ export interface RegistryCacheOptions {
   /** Let push methods through to intercepted registries (`ALLOW_PUSH`). Default false. */
   allowPush?: boolean;
   /**
-   * Before serving a cached blob (or a fill another client started), check with an upstream
-   * HEAD, using this client's own credentials, that the client may read it; the answer is
-   * remembered for a minute per registry, repository, digest and credentials. Default false.
+   * Who must prove with an upstream HEAD (its own credentials; remembered a minute per
+   * registry, repository, digest and credentials) that it may read cached content by digest,
+   * blob or manifest, before getting it (see store/content-kind.ts):
+   * `private` (default): content first fetched with another client's own credentials;
+   * `all`: any content this client did not fetch itself; `off`: nobody (the original).
+   * `true` and `false` mean `all` and `off`.
    */
-  verifyBlobAccess?: boolean;
+  verifyBlobAccess?: boolean | AccessCheckMode;
   upstream?: UpstreamOptions;
   /** Clock, for tests of expiry. Default `Date.now`. */
   now?: () => number;
@@ -93,6 +104,7 @@ export interface ResolvedUpstream {
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
   readonly readTimeoutMs: number;
+  readonly staleTimeoutMs: number;
   readonly maxRedirects: number;
 }
 
@@ -103,7 +115,7 @@ export interface ResolvedOptions {
   readonly manifestCache: ResolvedManifestCache;
   readonly credentials: ReadonlyMap<string, { readonly username: string; readonly password: string }>;
   readonly allowPush: boolean;
-  readonly verifyBlobAccess: boolean;
+  readonly verifyBlobAccess: AccessCheckMode;
   readonly upstream: ResolvedUpstream;
   readonly now: () => number;
 }
@@ -121,12 +133,13 @@ export const DEFAULTS = Object.freeze({
     defaultTime: '1h',
   }),
   allowPush: false,
-  verifyBlobAccess: false,
+  verifyBlobAccess: 'private' as AccessCheckMode,
   upstream: Object.freeze({
     verifyTls: true,
     connectTimeout: '60s',
     responseTimeout: '60s',
     readTimeout: '900s',
+    staleTimeout: '5s',
     maxRedirects: 10,
   }),
 });
@@ -165,6 +178,13 @@ function hostPort(option: string, value: string): { host: string; port: number }
   const parsed = parseHostPort(value);
   if (!parsed) throw invalid(option, 'host or host:port', value);
   return parsed;
+}
+
+function accessMode(value: unknown): AccessCheckMode {
+  if (value === true) return 'all';
+  if (value === false) return 'off';
+  if (value === 'private' || value === 'all' || value === 'off') return value;
+  throw invalid('verifyBlobAccess', 'private, all or off', value);
 }
 
 export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
@@ -228,7 +248,7 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
     }),
     credentials,
     allowPush: Boolean(options.allowPush ?? DEFAULTS.allowPush),
-    verifyBlobAccess: Boolean(options.verifyBlobAccess ?? DEFAULTS.verifyBlobAccess),
+    verifyBlobAccess: accessMode(options.verifyBlobAccess ?? DEFAULTS.verifyBlobAccess),
     upstream: Object.freeze({
       mappings,
       caCertificates: ca,
@@ -237,6 +257,7 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
       connectTimeoutMs: duration('upstream.connectTimeout', up.connectTimeout),
       responseTimeoutMs: duration('upstream.responseTimeout', up.responseTimeout),
       readTimeoutMs: duration('upstream.readTimeout', up.readTimeout),
+      staleTimeoutMs: duration('upstream.staleTimeout', up.staleTimeout),
       maxRedirects: up.maxRedirects,
     }),
     now: options.now ?? Date.now,

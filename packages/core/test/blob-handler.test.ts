@@ -417,14 +417,42 @@ describe('verifyBlobAccess', () => {
     assert.equal(upstream.count('HEAD'), 1);
   });
 
-  test('without the option a cached blob is served to anyone (the original behaviour)', async (t) => {
+  test('off: a cached blob is served to anyone (the original behaviour)', async (t) => {
+    const blob = makeBlob(1000);
+    const upstream = await privateUpstream(t, blob);
+    const front = await startFront(t, upstream.port, { cacheDir: tempDir(t), verifyBlobAccess: 'off' });
+    await front.get(blobPath(blob.digest, 'team/app'), { authorization: 'Bearer good' });
+    await until(() => front.cache.stats().entries === 1);
+    const anyone = await front.get(blobPath(blob.digest, 'team/app'));
+    assert.equal(anyone.status, 200);
+    assert.equal(upstream.count('HEAD'), 0);
+  });
+
+  test("by default (private) a blob fetched with a client's own credentials is checked for others", async (t) => {
     const blob = makeBlob(1000);
     const upstream = await privateUpstream(t, blob);
     const front = await startFront(t, upstream.port, { cacheDir: tempDir(t) });
     await front.get(blobPath(blob.digest, 'team/app'), { authorization: 'Bearer good' });
     await until(() => front.cache.stats().entries === 1);
     const anyone = await front.get(blobPath(blob.digest, 'team/app'));
-    assert.equal(anyone.status, 200);
+    assert.equal(anyone.status, 401);
+    assert.equal(anyone.body.equals(blob.data), false);
+    assert.equal(upstream.count('HEAD'), 1);
+    // The same credentials again: no check, served from the cache.
+    const again = await front.get(blobPath(blob.digest, 'team/app'), { authorization: 'Bearer good' });
+    assert.equal(again.status, 200);
+    assert.equal(upstream.count('HEAD'), 1);
+  });
+
+  test('by default a blob fetched anonymously stays shared: no check for anyone', async (t) => {
+    const blob = makeBlob(1000);
+    const upstream = await startUpstream(t, blobServer(new Map([[blob.digest, blob.data]])));
+    const front = await startFront(t, upstream.port, { cacheDir: tempDir(t) });
+    await front.get(blobPath(blob.digest, 'team/app'));
+    await until(() => front.cache.stats().entries === 1);
+    const other = await front.get(blobPath(blob.digest, 'team/app'), { authorization: 'Bearer someone' });
+    assert.equal(other.status, 200);
+    assert.ok(other.body.equals(blob.data));
     assert.equal(upstream.count('HEAD'), 0);
   });
 });

@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  type AccessCheckMode,
   parseAuthRegistries,
   parseDuration,
   parseHostPort,
@@ -102,11 +103,15 @@ export const DEFAULTS = Object.freeze({
   /** Prometheus metrics at /metrics on the plain endpoint. */
   METRICS: 'true',
   /**
-   * Before serving a cached blob that another client fetched, ask upstream (HEAD, this client's
-   * own credentials, remembered 60 s) whether this client may read it. Off: any client that
-   * can reach the proxy can read any cached blob by digest, as with the original.
+   * Who must prove with an upstream HEAD (own credentials, remembered 60 s) that it may read
+   * cached content by digest before getting it: `private` = content another client fetched
+   * with its own credentials (anonymous and AUTH_REGISTRIES content stays shared); `all` =
+   * anything this client did not fetch itself; `off` = nobody, as with the original.
+   * `true`/`false` mean `all`/`off`.
    */
-  VERIFY_BLOB_ACCESS: 'false',
+  VERIFY_BLOB_ACCESS: 'private',
+  /** With a stale answer at hand (expired tag, remembered ping): wait this long for upstream, then serve it. */
+  UPSTREAM_STALE_TIMEOUT: '5s',
   /** SIGTERM/SIGINT: how long in-flight transfers may take to finish before drp exits anyway. */
   SHUTDOWN_TIMEOUT: '30s',
 } as const satisfies Record<string, string | undefined>);
@@ -127,6 +132,8 @@ export interface Timeouts {
   readonly proxyReadMs: number;
   readonly proxyConnectMs: number;
   readonly proxySendMs: number;
+  /** UPSTREAM_STALE_TIMEOUT. */
+  readonly upstreamStaleMs: number;
   readonly tunnelIdleMs: number;
   readonly tunnelConnectMs: number;
   readonly shutdownMs: number;
@@ -153,7 +160,7 @@ export interface ServerConfig {
   readonly maxSize: string;
   readonly inactive: string;
   readonly allowPush: boolean;
-  readonly verifyBlobAccess: boolean;
+  readonly verifyBlobAccess: AccessCheckMode;
   readonly verifyTls: boolean;
   readonly upstreamCaFile: string | undefined;
   readonly upstreamMappings: Readonly<Record<string, string>>;
@@ -304,6 +311,13 @@ const accessors = {
     if (!isFile) return expected('a readable file (it is not a regular file)');
     return path;
   },
+  asAccessMode(value: string): AccessCheckMode {
+    const v = value.trim().toLowerCase();
+    if (v === 'private' || v === 'all' || v === 'off') return v;
+    if (['true', '1', 'yes', 'on'].includes(v)) return 'all';
+    if (['false', '0', 'no'].includes(v)) return 'off';
+    return expected('private, all or off');
+  },
   asLogFormat(value: string): 'json' | 'text' {
     const v = value.trim().toLowerCase();
     if (v !== 'json' && v !== 'text') return expected('json or text');
@@ -414,6 +428,7 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     proxyReadMs: read('PROXY_READ_TIMEOUT', (v) => v.asDurationMs()),
     proxyConnectMs: read('PROXY_CONNECT_TIMEOUT', (v) => v.asDurationMs()),
     proxySendMs: read('PROXY_SEND_TIMEOUT', (v) => v.asDurationMs()),
+    upstreamStaleMs: read('UPSTREAM_STALE_TIMEOUT', (v) => v.asDurationMs()),
     tunnelIdleMs: Math.max(
       read<number>('PROXY_CONNECT_READ_TIMEOUT', (v) => v.asDurationMs()),
       read<number>('PROXY_CONNECT_SEND_TIMEOUT', (v) => v.asDurationMs()),
@@ -456,7 +471,7 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     maxSize: read('CACHE_MAX_SIZE', (v) => v.asSizeText()),
     inactive: read<string>('CACHE_INACTIVE', (v) => v.asDurationText()),
     allowPush: read('ALLOW_PUSH', (v) => v.asFlag()),
-    verifyBlobAccess: read('VERIFY_BLOB_ACCESS', (v) => v.asFlag()),
+    verifyBlobAccess: read('VERIFY_BLOB_ACCESS', (v) => v.asAccessMode()),
     verifyTls: read('VERIFY_SSL', (v) => v.asFlag()),
     upstreamCaFile,
     upstreamMappings: Object.freeze(read<Record<string, string>>('UPSTREAM_MAPPINGS', (v) => v.asMappings())),

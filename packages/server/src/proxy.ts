@@ -73,6 +73,7 @@ export function cacheOptionsFrom(
       ...(config.disableIpv6 ? { ipFamily: 4 as const } : {}),
       connectTimeout: config.timeouts.proxyConnectMs,
       responseTimeout: config.timeouts.proxySendMs,
+      staleTimeout: config.timeouts.upstreamStaleMs,
       readTimeout: config.timeouts.proxyReadMs,
     },
   };

@@ -116,13 +116,15 @@ describe('values', () => {
     rejects({ ALLOW_PUSH: 'yes please' }, /^invalid ALLOW_PUSH: expected true or false, got "yes please"$/);
   });
 
-  it('VERIFY_BLOB_ACCESS is off by default and reaches the cache options', () => {
-    assert.equal(load({}).verifyBlobAccess, false);
-    assert.equal(cacheOptionsFrom(load({}), []).verifyBlobAccess, false);
-    const on = load({ VERIFY_BLOB_ACCESS: 'true' });
-    assert.equal(on.verifyBlobAccess, true);
-    assert.equal(cacheOptionsFrom(on, []).verifyBlobAccess, true);
-    rejects({ VERIFY_BLOB_ACCESS: 'sometimes' }, /^invalid VERIFY_BLOB_ACCESS: expected true or false/);
+  it('VERIFY_BLOB_ACCESS is private by default and reaches the cache options', () => {
+    assert.equal(load({}).verifyBlobAccess, 'private');
+    assert.equal(cacheOptionsFrom(load({}), []).verifyBlobAccess, 'private');
+    assert.equal(load({ VERIFY_BLOB_ACCESS: 'true' }).verifyBlobAccess, 'all');
+    assert.equal(load({ VERIFY_BLOB_ACCESS: 'false' }).verifyBlobAccess, 'off');
+    const all = load({ VERIFY_BLOB_ACCESS: 'all' });
+    assert.equal(cacheOptionsFrom(all, []).verifyBlobAccess, 'all');
+    assert.equal(load({ VERIFY_BLOB_ACCESS: 'OFF' }).verifyBlobAccess, 'off');
+    rejects({ VERIFY_BLOB_ACCESS: 'sometimes' }, /^invalid VERIFY_BLOB_ACCESS: expected private, all or off/);
   });
 
   it('parse nginx durations and sizes', () => {

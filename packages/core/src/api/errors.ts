@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   DRP_UPSTREAM_TRUNCATED: { status: 502, oci: 'UNKNOWN' },
   DRP_DIGEST_MISMATCH: { status: 502, oci: 'DIGEST_INVALID' },
   DRP_TOO_MANY_REDIRECTS: { status: 502, oci: 'UNKNOWN' },
+  DRP_MANIFEST_TOO_LARGE: { status: 502, oci: 'MANIFEST_INVALID' },
   DRP_CACHE_IO: { status: 500, oci: 'UNKNOWN' },
   DRP_CONFIG_INVALID: { status: 500, oci: 'UNKNOWN' },
   DRP_INTERNAL: { status: 500, oci: 'UNKNOWN' },

@@ -14,11 +14,13 @@ import { relayResponse, sendError, writeHead } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
 import { type ChunkSource, fileSource, pump } from '../http/send.js';
+import type { AuthClass } from '../policy/auth-class.js';
 import type { Services } from '../services.js';
 import { AccessGrants } from '../store/access-grants.js';
 import type { BlobHandle } from '../store/blob-store.js';
+import { blobMeta, fetchedByOf, kindOf, needsAccessCheck } from '../store/content-kind.js';
 import type { HeaderMap, UpstreamResponse } from '../upstream/client.js';
-import { endToEndHeaders } from '../upstream/headers.js';
+import { endToEndHeaders, headerValue } from '../upstream/headers.js';
 import { passthrough } from './passthrough.js';
 
 const debug = createDebug('drp:blobs');
@@ -43,10 +45,19 @@ export async function blobs(ctx: RequestContext, services: Services): Promise<vo
     await passthrough(ctx, services);
     return;
   }
-  const handle = await services.blobs.open(digest);
+  const stored = services.blobs.peek(digest);
+  if (stored && kindOf(stored.meta) === 'manifest') {
+    // A manifest's digest asked for as a blob: never the stored bytes (they may be private,
+    // and are kept as a manifest); upstream answers this one, uncached.
+    await passthrough(ctx, services);
+    return;
+  }
+  const handle = stored ? await services.blobs.open(digest) : undefined;
   if (handle) {
     try {
-      if (await accessAllowed(ctx, services, digest)) await serveHit(ctx, services, handle);
+      if (await accessAllowed(ctx, services, digest, fetchedByOf(handle.meta))) {
+        await serveHit(ctx, services, handle);
+      }
     } finally {
       await handle.release();
     }
@@ -57,6 +68,13 @@ export async function blobs(ctx: RequestContext, services: Services): Promise<vo
     return;
   }
   await getMiss(ctx, services, digest);
+}
+
+/** The auth class of this request as it goes upstream (policy/auth-class.ts). */
+function requestClass(ctx: RequestContext, services: Services): AuthClass {
+  const clientAuth = headerValue(ctx.req.headers, 'authorization');
+  const injected = clientAuth === undefined && services.credentials.has(ctx);
+  return services.manifests.auth.classify(clientAuth, injected);
 }
 
 function blobHeaders(digest: string, length: number | undefined): OutgoingHttpHeaders {
@@ -153,12 +171,13 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
   ctx.outcome.cacheStatus = 'MISS';
   const headers = fillHeaders(ctx, services);
   const info = { registry: ctx.registry, ...(ctx.route.name ? { name: ctx.route.name } : {}) };
+  const fillInfo = { ...info, meta: blobMeta(requestClass(ctx, services)) };
   for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt += 1) {
     const { flight, leader } = services.flights.join(
       digest,
       // The fill outlives this client: no clientGone signal here.
       () => services.upstream.request(ctx.target, { method: 'GET', path: ctx.pathAndQuery, headers }),
-      info,
+      fillInfo,
     );
     let start: Awaited<typeof flight.started>;
     try {
@@ -189,8 +208,10 @@ async function getMiss(ctx: RequestContext, services: Services, digest: string):
       if (leader) {
         ctx.outcome.upstreamMs = flight.upstreamMs;
         // Upstream just served this client the blob: it may read it.
-        if (services.options.verifyBlobAccess) services.blobAccess.grant(accessKey(ctx, digest, headers));
-      } else if (!(await accessAllowed(ctx, services, digest))) {
+        if (services.options.verifyBlobAccess !== 'off') {
+          services.blobAccess.grant(accessKey(ctx, digest, headers));
+        }
+      } else if (!(await accessAllowed(ctx, services, digest, fetchedByOf(flight.info.meta)))) {
         return;
       }
       services.events.publish('miss', { kind: 'blob', digest, size: size ?? 0, ...info });
@@ -233,13 +254,21 @@ const DENIAL_CODES: Record<number, OciErrorCode> = {
 };
 
 /**
- * `verifyBlobAccess`: before this client gets bytes another client fetched, ask upstream (a
- * HEAD with this client's credentials, redirects not followed: a redirect is a yes) whether it
- * may read the blob. A no is answered like upstream answered it (status, challenge headers, an
- * OCI error body); an unreachable upstream fails closed. Returns false when it answered.
+ * `verifyBlobAccess`: before this client gets bytes another client fetched (`fetchedBy`, see
+ * store/content-kind.ts for which ones need it), ask upstream (a HEAD with this client's
+ * credentials, redirects not followed: a redirect is a yes) whether it may read the blob. A no
+ * is answered like upstream answered it (status, challenge headers, an OCI error body); an
+ * unreachable upstream fails closed. Returns false when it answered.
  */
-async function accessAllowed(ctx: RequestContext, services: Services, digest: string): Promise<boolean> {
-  if (!services.options.verifyBlobAccess) return true;
+async function accessAllowed(
+  ctx: RequestContext,
+  services: Services,
+  digest: string,
+  fetchedBy: AuthClass | undefined,
+): Promise<boolean> {
+  if (!needsAccessCheck(services.options.verifyBlobAccess, fetchedBy, requestClass(ctx, services))) {
+    return true;
+  }
   const headers = fillHeaders(ctx, services);
   const key = accessKey(ctx, digest, headers);
   if (services.blobAccess.has(key)) return true;

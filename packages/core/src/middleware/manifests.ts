@@ -29,6 +29,7 @@ import type { ResolvedOptions } from '../options.js';
 import { type AuthClass, AuthClassifier } from '../policy/auth-class.js';
 import { TagTiers } from '../policy/tiers.js';
 import type { Services } from '../services.js';
+import { fetchedByOf, isSharedClass, kindOf, manifestMeta, needsAccessCheck } from '../store/content-kind.js';
 import {
   type ContentBackend,
   declaredMediaType,
@@ -60,9 +61,6 @@ const STALE_ERRORS = new Set([
   'DRP_UPSTREAM_TRUNCATED',
   'DRP_TOO_MANY_REDIRECTS',
 ]);
-
-/** Metadata key of the auth class that first stored a manifest (see serveByDigest). */
-const FETCHED_BY = 'drp-fetched-by';
 
 /** The manifest side of a cache instance: created once, owned by Services. */
 export interface ManifestServices {
@@ -176,20 +174,68 @@ export function manifestRequestHeaders(
   };
 }
 
+/**
+ * Asks upstream for a manifest. With `staleAtHand`, a stale answer is ready to be served, so
+ * upstream gets only `staleTimeout` (not the full response timeout) to answer completely: an
+ * upstream that accepts connections but never answers must not hold a fully cached pull.
+ */
 async function fetchManifest(
   ctx: RequestContext,
   services: Services,
   method: 'GET' | 'HEAD',
   headers: HeaderMap,
+  staleAtHand = false,
+): Promise<Fetched> {
+  const limit = staleAtHand ? services.options.upstream.staleTimeoutMs : 0;
+  if (limit <= 0) return fetchManifestNow(ctx, services, method, headers, undefined);
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), limit);
+  try {
+    const fetched = await fetchManifestNow(ctx, services, method, headers, deadline.signal);
+    if (!deadline.signal.aborted) return fetched;
+    return {
+      kind: 'error',
+      error: new DrpError(
+        'DRP_UPSTREAM_TIMEOUT',
+        `upstream ${ctx.registry} did not answer within ${limit}ms`,
+      ),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function fetchManifestNow(
+  ctx: RequestContext,
+  services: Services,
+  method: 'GET' | 'HEAD',
+  headers: HeaderMap,
+  signal: AbortSignal | undefined,
 ): Promise<Fetched> {
   let response: UpstreamResponse;
   try {
-    response = await services.upstream.request(ctx.target, { method, path: ctx.pathAndQuery, headers });
+    response = await services.upstream.request(ctx.target, {
+      method,
+      path: ctx.pathAndQuery,
+      headers,
+      ...(signal ? { signal } : {}),
+    });
   } catch (error) {
     return { kind: 'error', error: toDrp(error) };
   }
   services.manifests.auth.noteChallenge(response.headers['www-authenticate']);
-  return readSmall(response, MAX_MANIFEST_BYTES, method === 'HEAD');
+  const fetched = await readSmall(response, MAX_MANIFEST_BYTES, method === 'HEAD');
+  if (fetched.kind !== 'stream') return fetched;
+  // Bigger than any registry allows a manifest to be (distribution's 4 MiB): never relayed
+  // unverified, never buffered without bound.
+  fetched.response.abort();
+  return {
+    kind: 'error',
+    error: new DrpError(
+      'DRP_MANIFEST_TOO_LARGE',
+      `upstream manifest is larger than ${MAX_MANIFEST_BYTES} bytes (answer ${fetched.response.status})`,
+    ),
+  };
 }
 
 /** One upstream GET per key at a time; followers share a buffered answer. */
@@ -198,6 +244,7 @@ async function sharedGet(
   services: Services,
   flightKey: string,
   headers: HeaderMap,
+  staleAtHand = false,
 ): Promise<Fetched> {
   const flights = services.manifests.flights;
   const running = flights.get(flightKey);
@@ -206,7 +253,7 @@ async function sharedGet(
     // A streamed answer belongs to the request that started it.
     if (result.kind !== 'stream') return result;
   }
-  const flight = fetchManifest(ctx, services, 'GET', headers);
+  const flight = fetchManifest(ctx, services, 'GET', headers, staleAtHand);
   flights.set(flightKey, flight);
   try {
     return await flight;
@@ -327,7 +374,7 @@ function checkManifest(
   return { digest, mediaType };
 }
 
-/** Stores a verified manifest, recording the auth class that fetched it. */
+/** Stores a verified manifest, recording its kind and the auth class that fetched it. */
 async function storeManifest(
   services: Services,
   digest: string,
@@ -335,17 +382,17 @@ async function storeManifest(
   mediaType: string,
   authClass: AuthClass,
 ): Promise<void> {
-  const existing = await services.manifests.backend.readBuffer(digest).catch(() => undefined);
-  const previous = existing?.meta?.[FETCHED_BY];
-  // Keep the first class, except that an anonymous fetch proves the manifest is public.
-  if (existing && (previous === authClass || previous === 'anonymous')) return;
-  if (existing && authClass !== 'anonymous' && previous !== undefined) return;
+  const existing = services.blobs.peek(digest);
+  // Stored as a blob: it stays one (a registry serving a layer's bytes as a manifest must not
+  // turn the cached layer into something the blob route refuses).
+  if (existing && kindOf(existing.meta) !== 'manifest') return;
+  const previous = fetchedByOf(existing?.meta);
+  // Keep the first class, except that a shared fetch proves the manifest is public.
+  if (existing && (previous === authClass || isSharedClass(previous))) return;
+  if (existing && !isSharedClass(authClass)) return;
   if (data.length > MAX_MANIFEST_BYTES || digestOf(data, digest) !== digest) return;
   try {
-    await services.manifests.backend.putBuffer(digest, data, {
-      'content-type': mediaType,
-      [FETCHED_BY]: authClass,
-    });
+    await services.manifests.backend.putBuffer(digest, data, manifestMeta(mediaType, authClass));
     services.events.publish('store', {
       kind: 'manifest',
       digest,
@@ -377,30 +424,30 @@ async function serveByDigest(ctx: RequestContext, services: Services, digest: st
   const m = services.manifests;
   ctx.outcome.requestType = 'manifest-by-digest';
   const { headers, authClass } = manifestRequestHeaders(ctx, services);
-  const stored = await m.backend.readBuffer(digest).catch(() => undefined);
+  const entry = services.blobs.peek(digest);
+  // Only what was stored as a manifest, and never more than a manifest can be: a layer's digest
+  // asked for here is fetched from upstream like any miss (and not stored over the blob).
+  const isManifest =
+    entry !== undefined && kindOf(entry.meta) === 'manifest' && entry.size <= MAX_MANIFEST_BYTES;
+  const stored = isManifest ? await m.store.get(digest) : undefined;
   if (stored) {
-    const manifest: StoredManifest = {
-      digest,
-      data: stored.data,
-      mediaType: stored.meta?.['content-type'] ?? declaredMediaType(stored.data) ?? '',
-    };
-    const fetchedBy = stored.meta?.[FETCHED_BY];
-    if (fetchedBy === undefined || fetchedBy === 'anonymous' || fetchedBy === authClass) {
+    const fetchedBy = fetchedByOf(entry?.meta);
+    if (!needsAccessCheck(services.options.verifyBlobAccess, fetchedBy, authClass)) {
       ctx.outcome.cacheStatus = 'HIT';
       services.events.publish('hit', {
         kind: 'manifest',
         digest,
-        size: manifest.data.length,
+        size: stored.data.length,
         registry: ctx.registry,
       });
-      serveStored(ctx, manifest);
+      serveStored(ctx, stored);
       return;
     }
     const check = await fetchManifest(ctx, services, 'HEAD', headers);
     if (check.kind === 'buffered' && check.status === 200) {
       ctx.outcome.cacheStatus = 'REVALIDATED';
       ctx.outcome.upstreamMs = check.upstreamMs;
-      serveStored(ctx, manifest);
+      serveStored(ctx, stored);
       return;
     }
     // Upstream refused this client (or is failing: without its word, nothing private is served).
@@ -510,7 +557,7 @@ async function serveByTag(ctx: RequestContext, services: Services, tag: string):
       return;
     }
     // Expired: ask upstream with a HEAD, which Docker Hub does not count as a pull.
-    const head = await fetchManifest(ctx, services, 'HEAD', headers);
+    const head = await fetchManifest(ctx, services, 'HEAD', headers, true);
     if (failed(head)) return serveStale(ctx, services, cached, head);
     if (head.kind === 'buffered' && head.status === 200) {
       const digest = headerValue(head.headers, 'docker-content-digest');
@@ -539,7 +586,7 @@ async function serveByTag(ctx: RequestContext, services: Services, tag: string):
 
   ctx.outcome.cacheStatus = enabled ? 'MISS' : 'BYPASS';
   if (ctx.method === 'HEAD') {
-    const head = await fetchManifest(ctx, services, 'HEAD', headers);
+    const head = await fetchManifest(ctx, services, 'HEAD', headers, cached !== undefined);
     if (cached && failed(head)) return serveStale(ctx, services, cached, head);
     await rememberHead(services, key, head, enabled ? tier.tier : 'uncached', now);
     await relay(ctx, head);
@@ -547,7 +594,7 @@ async function serveByTag(ctx: RequestContext, services: Services, tag: string):
   }
 
   const flightKey = `${key.registry}\0${key.name}\0${key.tag}\0${key.accept}\0${key.authClass}`;
-  const fetched = await sharedGet(ctx, services, flightKey, headers);
+  const fetched = await sharedGet(ctx, services, flightKey, headers, cached !== undefined);
   if (cached && failed(fetched)) return serveStale(ctx, services, cached, fetched);
   if (fetched.kind !== 'buffered' || fetched.status !== 200) {
     await relay(ctx, fetched);

@@ -10,6 +10,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import createDebug from 'debug';
+import { DrpError } from '../api/errors.js';
 import { sendError, writeHead } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
 import type { Services } from '../services.js';
@@ -95,6 +96,11 @@ export async function ping(ctx: RequestContext, services: Services): Promise<voi
   const key = `${ctx.registry}\0${headers.authorization === undefined ? 'anonymous' : 'authorized'}`;
   const pings = services.manifests.pings;
 
+  // With a remembered answer at hand, upstream gets only the stale timeout to answer.
+  const remembered = await pings.get(key);
+  const limit = remembered ? services.options.upstream.staleTimeoutMs : 0;
+  const deadline = new AbortController();
+  const timer = limit > 0 ? setTimeout(() => deadline.abort(), limit) : undefined;
   let fetched: Fetched;
   try {
     const response: UpstreamResponse = await services.upstream.request(ctx.target, {
@@ -102,11 +108,21 @@ export async function ping(ctx: RequestContext, services: Services): Promise<voi
       path: ctx.pathAndQuery,
       headers,
       followRedirects: false,
+      signal: deadline.signal,
     });
     services.manifests.auth.noteChallenge(response.headers['www-authenticate']);
     fetched = await readSmall(response, MAX_PING_BODY, ctx.method === 'HEAD');
   } catch (error) {
     fetched = { kind: 'error', error: toDrp(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (deadline.signal.aborted) {
+    const error = new DrpError(
+      'DRP_UPSTREAM_TIMEOUT',
+      `upstream ${ctx.registry} did not answer within ${limit}ms`,
+    );
+    fetched = { kind: 'error', error };
   }
 
   const failing =
@@ -114,7 +130,7 @@ export async function ping(ctx: RequestContext, services: Services): Promise<voi
     (fetched.kind === 'buffered' && isUpstreamFailure(fetched.status)) ||
     (fetched.kind === 'stream' && isUpstreamFailure(fetched.response.status));
   if (failing) {
-    const last = await pings.get(key);
+    const last = remembered;
     if (last) {
       if (fetched.kind === 'stream') fetched.response.abort();
       const reason = fetched.kind === 'error' ? fetched.error.code : `upstream ${statusOf(fetched)}`;

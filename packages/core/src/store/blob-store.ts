@@ -117,6 +117,12 @@ export class BlobStore {
     return this.#describe(entry);
   }
 
+  /** Size and metadata of a stored entry, without opening it or changing the access order. */
+  peek(digest: string): { readonly size: number; readonly meta: BlobMeta | undefined } | undefined {
+    const entry = this.#entries.get(digest);
+    return entry ? { size: entry.size, meta: entry.meta } : undefined;
+  }
+
   /** True when the blob is stored. Does not change the access order. */
   has(digest: string): boolean {
     return this.#entries.has(digest);

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import { parseDigest } from '../api/route.js';
+import { KIND_KEY, kindOf } from './content-kind.js';
 
 const debug = createDebug('drp:manifests');
 
@@ -15,6 +16,9 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** The part of the blob store manifests need (store/blob-store.ts implements it). */
 export interface ContentBackend {
+  peek(
+    digest: string,
+  ): { readonly size: number; readonly meta: Record<string, string> | undefined } | undefined;
   readBuffer(digest: string): Promise<{ data: Buffer; meta: Record<string, string> | undefined } | undefined>;
   putBuffer(digest: string, data: Buffer, meta?: Record<string, string>): Promise<void>;
 }
@@ -48,7 +52,10 @@ export class ManifestStore {
     this.#backend = backend;
   }
 
+  /** A stored manifest; undefined for a miss, and for a digest stored as a blob or too big. */
   async get(digest: string): Promise<StoredManifest | undefined> {
+    const entry = this.#backend.peek(digest);
+    if (!entry || kindOf(entry.meta) !== 'manifest' || entry.size > MAX_MANIFEST_BYTES) return undefined;
     let found: Awaited<ReturnType<ContentBackend['readBuffer']>>;
     try {
       found = await this.#backend.readBuffer(digest);
@@ -69,7 +76,7 @@ export class ManifestStore {
     if (data.length > MAX_MANIFEST_BYTES) return false;
     if (digestOf(data, digest) !== digest) return false;
     try {
-      await this.#backend.putBuffer(digest, data, { 'content-type': mediaType });
+      await this.#backend.putBuffer(digest, data, { [KIND_KEY]: 'manifest', 'content-type': mediaType });
       return true;
     } catch (error) {
       debug('cannot store manifest %s: %O', digest, error);
