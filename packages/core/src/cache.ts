@@ -23,6 +23,7 @@ import { isPullOnlyTokenQuery, isReadRequest } from './policy/injection.js';
 import type { Services } from './services.js';
 import { AccessGrants } from './store/access-grants.js';
 import { BlobStore } from './store/blob-store.js';
+import { TagIndex } from './store/tag-index.js';
 import { UpstreamClient } from './upstream/client.js';
 import { Credentials } from './upstream/credentials.js';
 import { targetKey, type UpstreamTarget } from './upstream/target.js';
@@ -143,13 +144,20 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
   const resolved = resolveOptions(options);
   const events = new CacheEvents(randomUUID());
   const upstream = new UpstreamClient(resolved.upstream);
+  // A hundredth of the cache (1-64 MiB) for the tag index; its bytes count in the cap too.
+  const tags = new TagIndex(resolved.cacheDir, {
+    maxEntries: 100_000,
+    maxBytes: Math.min(64 * 2 ** 20, Math.max(2 ** 20, Math.floor(resolved.maxSizeBytes / 100))),
+  });
   const blobStore = await BlobStore.open({
     dir: resolved.cacheDir,
     maxSizeBytes: resolved.maxSizeBytes,
     inactiveMs: resolved.inactiveMs,
     now: resolved.now,
     events,
+    otherBytes: () => tags.bytes,
   });
+  await tags.load();
   const flights = new FlightTable(blobStore, events);
   const counters = { hits: 0, misses: 0 };
   events.on('hit', () => {
@@ -166,7 +174,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     blobs: blobStore,
     flights,
     blobAccess: new AccessGrants(60_000, resolved.now),
-    manifests: createManifestServices(resolved, blobStore),
+    manifests: createManifestServices(resolved, blobStore, tags),
   };
 
   async function handle(

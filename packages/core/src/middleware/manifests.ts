@@ -38,7 +38,7 @@ import {
   ManifestStore,
   type StoredManifest,
 } from '../store/manifest-store.js';
-import { normaliseAccept, type TagEntry, TagIndex, type TagKey } from '../store/tag-index.js';
+import { normaliseAccept, type TagEntry, type TagIndex, type TagKey } from '../store/tag-index.js';
 import type { HeaderMap, UpstreamResponse } from '../upstream/client.js';
 import { endToEndHeaders, headerValue } from '../upstream/headers.js';
 import { PingMemory } from './ping.js';
@@ -74,10 +74,14 @@ export interface ManifestServices {
   readonly flights: Map<string, Promise<Fetched>>;
 }
 
-export function createManifestServices(options: ResolvedOptions, backend: ContentBackend): ManifestServices {
+export function createManifestServices(
+  options: ResolvedOptions,
+  backend: ContentBackend,
+  tags: TagIndex,
+): ManifestServices {
   return {
     tiers: new TagTiers(options.manifestCache),
-    tags: new TagIndex(options.cacheDir),
+    tags,
     store: new ManifestStore(backend),
     auth: new AuthClassifier(`${options.cacheDir}/drp-auth.key`, options.now),
     pings: new PingMemory(options.cacheDir),

@@ -68,8 +68,8 @@ export class PingMemory {
     const file = this.#file(key);
     const tmp = `${file}.${randomUUID()}.tmp`;
     try {
-      await mkdir(this.#dir, { recursive: true });
-      await writeFile(tmp, JSON.stringify({ key, ...answer }));
+      await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+      await writeFile(tmp, JSON.stringify({ key, ...answer }), { mode: 0o600 });
       await rename(tmp, file);
     } catch (error) {
       debug('cannot persist ping answer: %O', error);

@@ -48,7 +48,7 @@ function loadKey(path: string): Buffer {
   }
   const key = randomBytes(32);
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(path, key, { mode: 0o600, flag: 'wx' });
     return key;
   } catch {

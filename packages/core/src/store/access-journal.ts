@@ -10,7 +10,7 @@
  * crash leaves either the old or the new file); it is compacted again when it has grown well
  * past the number of entries. A torn last line from a crash is ignored.
  */
-import { open, readFile, rename, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import createDebug from 'debug';
 
 const debug = createDebug('drp:store:journal');
@@ -78,8 +78,15 @@ export class AccessJournal {
     this.#appended = 0;
     const run = async () => {
       const tmp = `${this.#file}.${process.pid}.tmp`;
-      await writeFile(tmp, lines.join(''));
-      await rename(tmp, this.#file);
+      try {
+        await writeFile(tmp, lines.join(''), { mode: 0o600 });
+        await rename(tmp, this.#file);
+      } catch (error) {
+        // A full disk must not stop the cache: the old journal stays, access order is kept
+        // in memory, and no half-written snapshot is left behind.
+        debug('journal snapshot failed: %s', (error as Error).message);
+        await unlink(tmp).catch(() => undefined);
+      }
     };
     this.#flushing = this.#flushing.then(run, run);
     return this.#flushing;
@@ -95,7 +102,7 @@ export class AccessJournal {
     const data = `${this.#pending.join('\n')}\n`;
     this.#pending = [];
     const run = async () => {
-      const handle = await open(this.#file, 'a');
+      const handle = await open(this.#file, 'a', 0o600);
       try {
         await handle.write(data);
       } finally {

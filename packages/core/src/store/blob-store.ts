@@ -12,7 +12,7 @@
  * leaves at worst an unreferenced content file, which `open` sweeps away).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import cacache from 'cacache';
 import createDebug from 'debug';
@@ -53,6 +53,8 @@ export interface BlobStoreOptions {
   readonly sweepIntervalMs?: number;
   /** Journal flush interval. Default 1000 ms. */
   readonly journalFlushMs?: number;
+  /** Bytes kept beside the blobs (the tag index) that count in the cap too. */
+  readonly otherBytes?: () => number;
 }
 
 export interface BlobStoreStats {
@@ -175,15 +177,29 @@ export class BlobStore {
       return;
     }
     if (data.length > this.#options.maxSizeBytes) return;
-    await this.#removing.get(digest);
-    const started = performance.now();
-    await cacache.put(this.dir, blobKey(digest), data, {
-      integrity: d.integrity,
-      algorithms: [d.algorithm],
-      size: data.length,
-      ...(meta ? { metadata: meta } : {}),
-    });
-    this.#add(d, data.length, meta, performance.now() - started);
+    if (existing) {
+      // Same bytes, new metadata (a manifest's class widened to shared): a new index line.
+      await cacache.index.insert(this.dir, blobKey(digest), d.integrity, {
+        size: data.length,
+        ...(meta ? { metadata: meta } : {}),
+      });
+      existing.meta = meta;
+      this.#touch(existing);
+      return;
+    }
+    // Through the spool like a streamed blob: one commit path, files 0600.
+    const spool = this.spoolPath();
+    const file = await open(spool, 'w', 0o600);
+    try {
+      await file.writeFile(data);
+      await file.datasync();
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      await unlink(spool).catch(() => undefined);
+      throw new DrpError('DRP_CACHE_IO', `cannot store ${digest}`, { cause: error });
+    }
+    await file.close();
+    await this.commitSpool(digest, spool, data.length, meta);
   }
 
   /** Reads a small blob whole, re-checking its digest (a corrupted file reads as a miss). */
@@ -243,7 +259,7 @@ export class BlobStore {
     await this.#removing.get(digest);
     const target = contentPath(this.dir, d);
     try {
-      await mkdir(dirname(target), { recursive: true });
+      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
       await rename(spoolPath, target);
       await cacache.index.insert(this.dir, blobKey(digest), d.integrity, {
         size,
@@ -323,10 +339,15 @@ export class BlobStore {
   // --- internals -------------------------------------------------------------------------
 
   async #load(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // Private whatever the volume came with: the index names digests and auth classes.
+    await chmod(this.dir, 0o700).catch(() => undefined);
     // Spool files are never visible entries: whatever a crash left there is garbage.
     await rm(this.spoolDir, { recursive: true, force: true });
-    await mkdir(this.spoolDir, { recursive: true });
+    // On a full disk even a directory may not fit: fills then pass through uncached.
+    await mkdir(this.spoolDir, { recursive: true, mode: 0o700 }).catch((error: Error) =>
+      debug('cannot create the spool directory: %s', error.message),
+    );
 
     const { journal, atimes } = await AccessJournal.open(
       join(this.dir, JOURNAL_FILE),
@@ -435,7 +456,7 @@ export class BlobStore {
 
   /** Evicts least recently used, unpinned blobs until the total fits under the cap. */
   #enforceCap(): void {
-    const max = this.#options.maxSizeBytes;
+    const max = this.#options.maxSizeBytes - (this.#options.otherBytes?.() ?? 0);
     if (this.#bytes <= max) return;
     for (const entry of [...this.#entries.values()]) {
       if (this.#bytes <= max) break;

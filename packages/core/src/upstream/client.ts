@@ -105,11 +105,12 @@ export class UpstreamClient {
         stream.off('error', onError);
         const finalHost = new URL(response.url).host;
         const headersMs = performance.now() - started;
+        // Never a query string in a log: CDN redirects and token requests carry signatures.
         debug(
           '%s %s%s -> %d in %dms (%d redirects)',
           method,
           target.host,
-          request.path,
+          request.path.split('?')[0],
           response.statusCode,
           Math.round(headersMs),
           redirects,
