@@ -72,6 +72,8 @@ export interface StartDrpOptions {
   env: Record<string, string | undefined>;
   /** Timeout for the startup line (default 20 s). */
   startTimeoutMs?: number;
+  /** Sees every line the daemon prints, stdout and stderr (debug output included). */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
 }
 
 /** Plain HTTP GET on the proxy's own endpoints (/ca.crt, /healthz). */
@@ -135,6 +137,7 @@ export async function startDrp(h: Harness, opts: StartDrpOptions): Promise<Drp> 
     },
     keepLines: 400,
     onLine(line, stream) {
+      opts.onLine?.(line, stream);
       if (stream !== 'stdout' || !line.startsWith('{')) return;
       let parsed: LogLine;
       try {
