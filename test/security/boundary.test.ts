@@ -10,6 +10,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startDrp } from '../e2e/lib/daemon.ts';
+import { startTokenRegistry } from '../fakes/token-registry.ts';
+import { startTokenServer } from '../fakes/token-server.ts';
 import { createHarness, pushImage, RunError } from '../harness/index.ts';
 import { rawRequest, readResponses, tlsVia } from './raw-client.ts';
 
@@ -216,4 +218,51 @@ test('every file drp writes is 0600 and every directory 0700', async (t) => {
     [],
   );
   for (const dir of [cacheDir, caDir]) assert.equal((await stat(dir)).mode & 0o777, 0o700, dir);
+});
+
+test('the central account is sent on pull-only token requests, never on push, delete or * scopes', async (t) => {
+  const h = createHarness(t);
+  const ca = await h.testCA();
+  const tokens = await startTokenServer(h, {
+    service: 'registry.test',
+    issuer: 'drp-test-issuer',
+    users: { robot: 'robot-S3CRET' },
+    names: ['auth.test'],
+  });
+  const registry = await startTokenRegistry(h, tokens);
+  const named = registry.namedHostPort;
+  const realm = new URL(tokens.realm);
+  const authHost = `auth.test:${realm.port}`;
+  const drp = await startDrp(h, {
+    env: {
+      REGISTRIES: `${named} ${authHost}`,
+      UPSTREAM_MAPPINGS: 'registry.test=127.0.0.1 auth.test=127.0.0.1',
+      UPSTREAM_CA_FILE: ca.certPath,
+      CACHE_DIR: h.tempDir('cache'),
+      CA_DIR: h.tempDir('ca'),
+      AUTH_REGISTRY_DELIMITER: '|',
+      AUTH_REGISTRIES: `${authHost}|robot|robot-S3CRET`,
+    },
+  });
+  // The ping's challenge names the realm.
+  const ping = await rawRequest(drp.port, named, drp.caPem, 'GET', '/v2/');
+  assert.equal(ping.status, 401);
+  const ask = async (scope: string) => {
+    tokens.requests.length = 0;
+    const query = `service=registry.test&scope=${encodeURIComponent(scope)}`;
+    await rawRequest(drp.port, authHost, drp.caPem, 'GET', `${realm.pathname}?${query}`);
+    assert.equal(tokens.requests.length, 1, scope);
+    return tokens.requests[0]?.user;
+  };
+  assert.equal(await ask('repository:private/app:pull'), 'robot');
+  for (const scope of [
+    'repository:private/app:pull,push',
+    'repository:private/app:push',
+    'repository:private/app:delete',
+    'repository:private/app:*',
+    'registry:catalog:*',
+    'repository:private/app:pull repository:other/app:push',
+  ]) {
+    assert.equal(await ask(scope), undefined, `${scope} got the central account`);
+  }
 });
