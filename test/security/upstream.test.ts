@@ -203,7 +203,8 @@ test('no signed query string, password or token in any output, debug included', 
   const output: string[] = [];
   const drp = await startDrp(h, {
     env: {
-      REGISTRIES: named,
+      // The CDN is intercepted too, as a client may follow a relayed redirect through drp.
+      REGISTRIES: `${named} cdn.test:${cdn.port}`,
       UPSTREAM_MAPPINGS: 'registry.test=127.0.0.1 cdn.test=127.0.0.1',
       UPSTREAM_CA_FILE: ca.certPath,
       CACHE_DIR: h.tempDir('cache'),
@@ -220,6 +221,14 @@ test('no signed query string, password or token in any output, debug included', 
     creds: null,
   });
   assert.equal(pulled.manifestDigest, image.manifestDigest);
+  const direct = await rawRequest(
+    drp.port,
+    `cdn.test:${cdn.port}`,
+    drp.caPem,
+    'GET',
+    `/b/${layer.digest}?Signature=SIG-SECRET-777&X=2`,
+  );
+  assert.equal(direct.status, 200);
   await drp.stop();
   const text = output.join('\n');
   assert.ok(output.length > 20, 'debug output was produced');
