@@ -3,6 +3,7 @@
  * `createRegistryCache()` is called, then frozen; nothing re-reads or re-checks them later.
  */
 import { DrpError } from './api/errors.js';
+import { createDestinationGuard, type DestinationGuard } from './net/destination-guard.js';
 import { parseDuration, parseSize } from './units.js';
 import { parseHostPort } from './upstream/target.js';
 
@@ -53,6 +54,13 @@ export interface UpstreamOptions {
   readTimeout?: DurationOption;
   /** Redirect hops followed for GET and HEAD (S3, CDN). Default 10. */
   maxRedirects?: number;
+  /**
+   * CIDR ranges never connected to, checked on the resolved address at connect time (every
+   * fetch and redirect hop). Default none: the daemon sets BLOCKED_DESTINATIONS.
+   */
+  blockedDestinations?: readonly string[];
+  /** Names exempt from `blockedDestinations` (`host`, `host:port`, `host:*`); mapped hosts always are. */
+  exemptDestinations?: readonly string[];
 }
 
 export interface RegistryCacheOptions {
@@ -94,6 +102,7 @@ export interface ResolvedUpstream {
   readonly responseTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly maxRedirects: number;
+  readonly destinations: DestinationGuard;
 }
 
 export interface ResolvedOptions {
@@ -128,6 +137,7 @@ export const DEFAULTS = Object.freeze({
     responseTimeout: '60s',
     readTimeout: '900s',
     maxRedirects: 10,
+    blockedDestinations: Object.freeze([] as string[]),
   }),
 });
 
@@ -175,6 +185,7 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
   const up = { ...DEFAULTS.upstream, ...options.upstream };
 
   const mappings = new Map<string, { host: string; port: number }>();
+  const mappedNames: string[] = [];
   for (const [from, to] of Object.entries(up.mappings ?? {})) {
     const source = hostPort('upstream.mappings', from);
     const hasPort = /:\d+$/.test(from.trim());
@@ -183,6 +194,8 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
     const dest = parseHostPort(to, hasPort ? source.port : 0);
     if (!dest) throw invalid('upstream.mappings', 'address or address:port', to);
     mappings.set(key, dest);
+    const name = source.host.includes(':') ? `[${source.host}]` : source.host;
+    mappedNames.push(hasPort ? `${name}:${source.port}` : name);
   }
 
   const credentials = new Map<string, { username: string; password: string }>();
@@ -206,6 +219,17 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
   }
   if (!Number.isInteger(up.maxRedirects) || up.maxRedirects < 0) {
     throw invalid('upstream.maxRedirects', 'a non-negative integer', up.maxRedirects);
+  }
+
+  let destinations: DestinationGuard;
+  try {
+    // A mapping is the operator naming where a host lives: that name is exempt, on its ports.
+    destinations = createDestinationGuard({
+      blocked: up.blockedDestinations ?? [],
+      exempt: [...(up.exemptDestinations ?? []), ...mappedNames],
+    });
+  } catch (error) {
+    throw invalid('upstream.blockedDestinations', 'CIDR ranges', (error as Error).message);
   }
 
   return Object.freeze({
@@ -238,6 +262,7 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
       responseTimeoutMs: duration('upstream.responseTimeout', up.responseTimeout),
       readTimeoutMs: duration('upstream.readTimeout', up.readTimeout),
       maxRedirects: up.maxRedirects,
+      destinations,
     }),
     now: options.now ?? Date.now,
   });
