@@ -496,11 +496,13 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     });
     tunnels.add(client);
     clientBusy(peer, 1);
+    let silent = false;
     const done = () => {
       if (logged) return;
       logged = true;
       tunnels.delete(client);
       clientBusy(peer, -1);
+      if (silent) return;
       options.onTunnel({
         type: 'tunnel',
         client: peer,
@@ -540,6 +542,11 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     });
     upstream.on('error', (e: Error & { code?: string }) => {
       if (connectTimer) clearTimeout(connectTimer);
+      if (e.code === DESTINATION_BLOCKED && req && !connected) {
+        // Refused on the address the name resolved to: a refusal line, not a tunnel line.
+        refused(req, 'connect', name, { status: 403, headers: {}, reason: e.message });
+        silent = true;
+      }
       error ??= e.code ?? e.message;
       debugTunnel('tunnel to %s: %s', name, error);
       // Before the tunnel opened, the client still waits for an answer to its CONNECT.
