@@ -63,7 +63,13 @@ export function parseHtpasswd(text: string): ProxyUser[] {
   return users;
 }
 
-export function createCredentialCheck(users: readonly ProxyUser[]): CredentialCheck {
+/** bcrypt's check; replaceable so tests can count how often it runs. */
+export type BcryptCompare = (password: string, hash: string) => Promise<boolean>;
+
+export function createCredentialCheck(
+  users: readonly ProxyUser[],
+  compare: BcryptCompare = (password, hash) => bcrypt.compare(password, hash),
+): CredentialCheck {
   const remembered = new Map<string, { ok: boolean; until: number }>();
   const anyHash = users.find((u) => u.bcryptHash)?.bcryptHash;
   let running = 0;
@@ -97,7 +103,7 @@ export function createCredentialCheck(users: readonly ProxyUser[]): CredentialCh
     // An unknown user costs one bcrypt check as well, so it is not told apart by timing.
     const hash = bcryptHash ?? anyHash;
     if (!hash) return false;
-    const matched = await limited(() => bcrypt.compare(password, hash));
+    const matched = await limited(() => compare(password, hash));
     if (matched === undefined) return undefined;
     return matched && bcryptHash !== undefined;
   }
