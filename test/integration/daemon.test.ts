@@ -103,6 +103,8 @@ test('a host that is not intercepted is tunnelled: the client sees the upstream 
   const drp = await startDaemon(h, {
     REGISTRIES: intercepted.named,
     UPSTREAM_MAPPINGS: 'registry.test=127.0.0.1 plain.test=127.0.0.1',
+    // Raw tunnels reach 443 and REGISTRIES' ports only: open the plain registry's port.
+    TUNNEL_PORTS: String(plain.port),
     UPSTREAM_CA_FILE: ca.certPath,
     CACHE_DIR: h.tempDir('cache'),
     CA_DIR: h.tempDir('ca'),

@@ -122,6 +122,8 @@ test('plain-HTTP proxy requests: intercepted hosts are served by the cache, othe
     registries: [`plainreg.test:${port}`],
     upstreamMappings: { 'plainreg.test': '127.0.0.1', 'web.test': '127.0.0.1' },
     log: (line) => lines.push(line),
+    // The refused CONNECT below is to a random port: let it through TUNNEL_PORTS to see the 502.
+    env: { TUNNEL_PORTS: '*' },
   });
   t.after(() => proxy.close());
 
@@ -183,7 +185,11 @@ test('IPv6 CONNECT targets: tunnelled raw, and intercepted with a leaf for the I
   h.defer(() => new Promise<void>((r) => echo.close(() => r())));
   const echoPort = (echo.address() as net.AddressInfo).port;
 
-  const proxy = await startProxy({ registries: ['[::1]:4443'] });
+  // The echo server is on loopback: opened on purpose (TUNNEL_PORTS, BLOCKED_DESTINATIONS).
+  const proxy = await startProxy({
+    registries: ['[::1]:4443'],
+    env: { TUNNEL_PORTS: '*', BLOCKED_DESTINATIONS: '' },
+  });
   t.after(() => proxy.close());
 
   const tunnel = await connect(proxy.port, `[::1]:${echoPort}`);

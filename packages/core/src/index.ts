@@ -28,6 +28,15 @@ export {
 } from './events.js';
 export { type FlightStats, FlightTable } from './flight.js';
 export { STALE_HEADER } from './middleware/manifests.js';
+export { type CidrList, createCidrList, parseCidr, plainAddress, splitList } from './net/cidr.js';
+export {
+  type ConnectPlan,
+  createDestinationGuard,
+  DESTINATION_BLOCKED,
+  type DestinationGuard,
+  type DestinationGuardOptions,
+  destinationRefused,
+} from './net/destination-guard.js';
 export {
   DEFAULTS,
   type DurationOption,

@@ -4,6 +4,7 @@
  */
 
 import { DrpError } from './api/errors.js';
+import { createDestinationGuard, type DestinationGuard } from './net/destination-guard.js';
 import type { AccessCheckMode } from './store/content-kind.js';
 import { parseDuration, parseSize } from './units.js';
 import { parseHostPort } from './upstream/target.js';
@@ -61,6 +62,13 @@ export interface UpstreamOptions {
   staleTimeout?: DurationOption;
   /** Redirect hops followed for GET and HEAD (S3, CDN). Default 10. */
   maxRedirects?: number;
+  /**
+   * CIDR ranges never connected to, checked on the resolved address at connect time (every
+   * fetch and redirect hop). Default none: the daemon sets BLOCKED_DESTINATIONS.
+   */
+  blockedDestinations?: readonly string[];
+  /** Names exempt from `blockedDestinations` (`host`, `host:port`, `host:*`); mapped hosts always are. */
+  exemptDestinations?: readonly string[];
 }
 
 export interface RegistryCacheOptions {
@@ -106,6 +114,7 @@ export interface ResolvedUpstream {
   readonly readTimeoutMs: number;
   readonly staleTimeoutMs: number;
   readonly maxRedirects: number;
+  readonly destinations: DestinationGuard;
 }
 
 export interface ResolvedOptions {
@@ -141,6 +150,7 @@ export const DEFAULTS = Object.freeze({
     readTimeout: '900s',
     staleTimeout: '5s',
     maxRedirects: 10,
+    blockedDestinations: Object.freeze([] as string[]),
   }),
 });
 
@@ -195,6 +205,7 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
   const up = { ...DEFAULTS.upstream, ...options.upstream };
 
   const mappings = new Map<string, { host: string; port: number }>();
+  const mappedNames: string[] = [];
   for (const [from, to] of Object.entries(up.mappings ?? {})) {
     const source = hostPort('upstream.mappings', from);
     const hasPort = /:\d+$/.test(from.trim());
@@ -203,6 +214,8 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
     const dest = parseHostPort(to, hasPort ? source.port : 0);
     if (!dest) throw invalid('upstream.mappings', 'address or address:port', to);
     mappings.set(key, dest);
+    const name = source.host.includes(':') ? `[${source.host}]` : source.host;
+    mappedNames.push(hasPort ? `${name}:${source.port}` : name);
   }
 
   const credentials = new Map<string, { username: string; password: string }>();
@@ -226,6 +239,17 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
   }
   if (!Number.isInteger(up.maxRedirects) || up.maxRedirects < 0) {
     throw invalid('upstream.maxRedirects', 'a non-negative integer', up.maxRedirects);
+  }
+
+  let destinations: DestinationGuard;
+  try {
+    // A mapping is the operator naming where a host lives: that name is exempt, on its ports.
+    destinations = createDestinationGuard({
+      blocked: up.blockedDestinations ?? [],
+      exempt: [...(up.exemptDestinations ?? []), ...mappedNames],
+    });
+  } catch (error) {
+    throw invalid('upstream.blockedDestinations', 'CIDR ranges', (error as Error).message);
   }
 
   return Object.freeze({
@@ -259,6 +283,7 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
       readTimeoutMs: duration('upstream.readTimeout', up.readTimeout),
       staleTimeoutMs: duration('upstream.staleTimeout', up.staleTimeout),
       maxRedirects: up.maxRedirects,
+      destinations,
     }),
     now: options.now ?? Date.now,
   });

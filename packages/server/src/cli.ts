@@ -44,6 +44,10 @@ function usage(): string {
     '',
     'CACHE_DIR and CA_DIR default to /docker_mirror_cache and /ca when /docker_mirror_cache',
     'exists (the container image), and to ./.drp/cache and ./.drp/ca otherwise.',
+    'Admission and egress (docs/security.md): ALLOWED_CLIENTS `all` admits anyone; with',
+    'PROXY_AUTH(_FILE) clients use HTTPS_PROXY=http://user:password@drp:3128. TUNNEL_PORTS also',
+    "allows every port REGISTRIES names (`*`: any); BLOCKED_DESTINATIONS also holds the proxy's",
+    'own addresses unless set (empty: none); REGISTRIES and UPSTREAM_MAPPINGS hosts are exempt.',
     '',
   ].join('\n');
 }

@@ -7,19 +7,22 @@
  * ConfigError whose message names the variable (or flag) and the expected form; a value that
  * may hold a secret (AUTH_REGISTRIES) is never echoed.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   type AccessCheckMode,
+  createCidrList,
   parseAuthRegistries,
   parseDuration,
   parseHostPort,
   parseSize,
   type RegistryCredential,
+  splitList,
 } from '@drp/core';
 import envVar from 'env-var';
+import { type ProxyUser, parseHtpasswd } from './front/proxy-auth.js';
 
 /** Hosts that are always intercepted, whatever REGISTRIES says (Docker Hub). */
 export const ALWAYS_INTERCEPTED = Object.freeze(['registry-1.docker.io', 'auth.docker.io']);
@@ -114,6 +117,24 @@ export const DEFAULTS = Object.freeze({
   UPSTREAM_STALE_TIMEOUT: '5s',
   /** SIGTERM/SIGINT: how long in-flight transfers may take to finish before drp exits anyway. */
   SHUTDOWN_TIMEOUT: '30s',
+
+  // --- admission and egress (docs/security.md) ---
+  /**
+   * CIDRs (comma/space-separated) that may use CONNECT, absolute-form requests, mirror requests
+   * and the endpoints other than /ca.crt and /healthz; `all`: anyone (the original's openness).
+   */
+  ALLOWED_CLIENTS: '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10',
+  /** `user:password` required as Proxy-Authorization (Authorization for /metrics etc.). */
+  PROXY_AUTH: undefined,
+  /** htpasswd file of bcrypt entries (`htpasswd -B`), same use as PROXY_AUTH. */
+  PROXY_AUTH_FILE: undefined,
+  /** Ports non-intercepted CONNECT tunnels may reach, plus every port REGISTRIES names; `*`: any. */
+  TUNNEL_PORTS: '443',
+  /**
+   * CIDRs no tunnel, forward, upstream fetch or redirect may connect to (plus, by default, the
+   * proxy's own addresses); empty: none. Names in REGISTRIES / UPSTREAM_MAPPINGS are exempt.
+   */
+  BLOCKED_DESTINATIONS: '127.0.0.0/8,::1/128,0.0.0.0/8,169.254.0.0/16,fe80::/10',
 } as const satisfies Record<string, string | undefined>);
 
 export type VariableName = keyof typeof DEFAULTS;
@@ -168,6 +189,15 @@ export interface ServerConfig {
   readonly timeouts: Timeouts;
   readonly logFormat: 'json' | 'text';
   readonly metrics: boolean;
+  /** ALLOWED_CLIENTS: CIDRs, or `all`. */
+  readonly allowedClients: readonly string[] | 'all';
+  /** PROXY_AUTH and PROXY_AUTH_FILE entries; empty: no proxy authentication. Secret. */
+  readonly proxyUsers: readonly ProxyUser[];
+  /** TUNNEL_PORTS as given (REGISTRIES ports are added where it is used), or `*`. */
+  readonly tunnelPorts: readonly number[] | '*';
+  /** BLOCKED_DESTINATIONS; `blockOwnAddresses`: also the proxy's own (the default). */
+  readonly blockedDestinations: readonly string[];
+  readonly blockOwnAddresses: boolean;
   /** `debug` namespaces to enable, from DEBUG / DEBUG_HUB / DEBUG_NGINX; undefined: none. */
   readonly debugNamespaces: string | undefined;
   /** Accepted for compatibility, reported at startup, otherwise without effect. */
@@ -216,9 +246,14 @@ export const FLAGS = Object.freeze({
 export type FlagName = keyof typeof FLAGS;
 
 /** Variables whose empty value means something (an empty list); every other empty one is unset. */
-const EMPTY_IS_VALUE = new Set<string>(['REGISTRIES', 'AUTH_REGISTRIES', 'UPSTREAM_MAPPINGS']);
+const EMPTY_IS_VALUE = new Set<string>([
+  'REGISTRIES',
+  'AUTH_REGISTRIES',
+  'UPSTREAM_MAPPINGS',
+  'BLOCKED_DESTINATIONS',
+]);
 /** Never echo these values in an error. */
-const SECRET = new Set<string>(['AUTH_REGISTRIES', 'CA_KEY_PASSPHRASE']);
+const SECRET = new Set<string>(['AUTH_REGISTRIES', 'CA_KEY_PASSPHRASE', 'PROXY_AUTH']);
 
 function shown(name: string, value: string): string {
   return SECRET.has(name)
@@ -334,6 +369,39 @@ const accessors = {
   asText(value: string): string {
     return value;
   },
+  asCidrs(value: string): string[] {
+    try {
+      return [...createCidrList(splitList(value)).entries];
+    } catch (error) {
+      return expected(
+        `CIDR ranges such as 10.0.0.0/8 or fc00::/7, comma- or space-separated (${(error as Error).message})`,
+      );
+    }
+  },
+  asClients(value: string): string[] | 'all' {
+    if (value.trim().toLowerCase() === 'all') return 'all';
+    const list = accessors.asCidrs(value);
+    if (list.length === 0) return expected('CIDR ranges, or all');
+    return list;
+  },
+  asPorts(value: string): number[] | '*' {
+    if (value.trim() === '*') return '*';
+    const ports: number[] = [];
+    for (const entry of splitList(value)) {
+      if (!/^[1-9]\d{0,4}$/.test(entry) || Number(entry) > 65535) {
+        return expected(
+          `ports from 1 to 65535, comma- or space-separated, or *; got ${JSON.stringify(entry)}`,
+        );
+      }
+      ports.push(Number(entry));
+    }
+    return ports;
+  },
+  asUserPassword(value: string): ProxyUser {
+    const colon = value.indexOf(':');
+    if (colon <= 0 || colon === value.length - 1) return expected('user:password');
+    return { username: value.slice(0, colon), password: value.slice(colon + 1) };
+  },
 };
 
 export interface LoadConfigInput {
@@ -448,6 +516,19 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
       ? undefined
       : read<string>('UPSTREAM_CA_FILE', () => accessors.asReadableFile(resolve(cwd, upstreamCaText)));
 
+  const proxyUsers: ProxyUser[] = [];
+  const plainUser = read<ProxyUser | undefined>('PROXY_AUTH', (v) => v.asUserPassword());
+  if (plainUser) proxyUsers.push(Object.freeze(plainUser));
+  const authFileText = read<string | undefined>('PROXY_AUTH_FILE', (v) => v.asText());
+  if (authFileText !== undefined) {
+    const path = read<string>('PROXY_AUTH_FILE', () => accessors.asReadableFile(resolve(cwd, authFileText)));
+    try {
+      proxyUsers.push(...parseHtpasswd(readFileSync(path, 'utf8')).map((u) => Object.freeze(u)));
+    } catch (error) {
+      throw new ConfigError(`invalid PROXY_AUTH_FILE ${path}: ${(error as Error).message}`);
+    }
+  }
+
   const config: ServerConfig = {
     port: read('PORT', (v) => v.asListenPort()),
     bind,
@@ -479,6 +560,11 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     timeouts,
     logFormat: read('LOG_FORMAT', (v) => v.asLogFormat()),
     metrics: read('METRICS', (v) => v.asFlag()),
+    allowedClients: freezeList(read<string[] | 'all'>('ALLOWED_CLIENTS', (v) => v.asClients())),
+    proxyUsers: Object.freeze(proxyUsers),
+    tunnelPorts: freezeList(read<number[] | '*'>('TUNNEL_PORTS', (v) => v.asPorts())),
+    blockedDestinations: Object.freeze(read<string[]>('BLOCKED_DESTINATIONS', (v) => v.asCidrs())),
+    blockOwnAddresses: container.BLOCKED_DESTINATIONS === undefined,
     debugNamespaces: debugNamespaces.length > 0 ? debugNamespaces.join(',') : undefined,
     compat: Object.freeze({
       proxyRequestBuffering: read<boolean>('PROXY_REQUEST_BUFFERING', (v) => v.asFlag()),
@@ -487,6 +573,10 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     explicit: Object.freeze(explicit),
   };
   return Object.freeze(config);
+}
+
+function freezeList<T, W extends string>(value: T[] | W): readonly T[] | W {
+  return typeof value === 'string' ? value : Object.freeze(value);
 }
 
 /** AUTH_REGISTRIES through core's parser; its messages never contain a user name or password. */

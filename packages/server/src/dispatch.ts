@@ -11,6 +11,10 @@
  *   GET http://host/... (absolute)  ->  intercepted host: served by the registry handler;
  *                                       other: forwarded with backpressure.
  *   GET /path (origin-form)         ->  drp's own endpoints (or 404); never proxied, so no loop.
+ *
+ * Every CONNECT, absolute-form and endpoint request is first admitted (front/admission.ts:
+ * ALLOWED_CLIENTS, PROXY_AUTH); tunnels and forwards then only reach allowed ports
+ * (TUNNEL_PORTS) and addresses (BLOCKED_DESTINATIONS, checked on the resolved address).
  */
 import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -18,8 +22,12 @@ import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import { endToEndHeaders, parseHostPort, type UpstreamTarget } from '@drp/core';
+import { DESTINATION_BLOCKED, type DestinationGuard, endToEndHeaders, type UpstreamTarget } from '@drp/core';
 import createDebug from 'debug';
+import type { Admission, AdmissionKind, Refusal } from './front/admission.js';
+import { parseAbsoluteTarget, parseConnectTarget } from './front/target.js';
+
+export { parseConnectTarget };
 
 const debug = createDebug('drp:mitm');
 const debugTunnel = createDebug('drp:tunnel');
@@ -53,6 +61,18 @@ export interface ForwardRecord {
   readonly error: string | undefined;
 }
 
+/** A client turned away before anything was proxied (admission or egress policy). */
+export interface RefusedRecord {
+  readonly type: 'refused';
+  readonly client: string;
+  readonly kind: AdmissionKind;
+  readonly method: string;
+  /** `host:port` for proxy requests, the path (no query) for endpoints. */
+  readonly target: string;
+  readonly status: number;
+  readonly reason: string;
+}
+
 export interface MitmTimeouts {
   readonly clientHeaderMs: number;
   readonly keepAliveMs: number;
@@ -73,6 +93,13 @@ export interface MitmOptions {
   onDirectRequest(req: IncomingMessage, res: ServerResponse): void;
   onTunnel(record: TunnelRecord): void;
   onForward(record: ForwardRecord): void;
+  onRefused(record: RefusedRecord): void;
+  /** Who may use the proxy (ALLOWED_CLIENTS, PROXY_AUTH). */
+  admission: Admission;
+  /** Where tunnels and forwards may connect (BLOCKED_DESTINATIONS). */
+  destinations: DestinationGuard;
+  /** Ports raw CONNECT tunnels may reach (TUNNEL_PORTS). */
+  tunnelPorts: ReadonlySet<number> | '*';
   /** Where to really connect for host:port (UPSTREAM_MAPPINGS), for tunnels and forwards. */
   resolveAddress(host: string, port: number): { host: string; port: number };
   /** IP family for tunnels and forwards (DISABLE_IPV6 -> 4). */
@@ -112,10 +139,19 @@ function hostKey(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** Parses a CONNECT request target: `host:port` or `[v6]:port` (the port is required). */
-export function parseConnectTarget(url: string | undefined): { host: string; port: number } | undefined {
-  if (!url || !/:\d{1,5}$/.test(url)) return undefined;
-  return parseHostPort(url);
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  407: 'Proxy Authentication Required',
+};
+
+/** A whole answer on a raw socket (CONNECT), then close. */
+function statusLine(status: number, headers: Readonly<Record<string, string>> = {}): string {
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${extra}connection: close\r\ncontent-length: 0\r\n\r\n`;
 }
 
 /** Sends `socket.setTimeout` style idle protection for a response the client stops reading. */
@@ -209,10 +245,19 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     ...(options.family ? { family: options.family } : {}),
   });
 
-  // Never listens: TLS-terminated sockets are handed to it. Node only runs its periodic
-  // header/request timeout checks for listening servers, so those are set per socket below.
-  const inner = http.createServer({ requestTimeout: 0, keepAliveTimeout: timeouts.keepAliveMs });
+  // Never listens: TLS-terminated sockets are handed to it. Node tracks connections and runs its
+  // periodic headersTimeout sweep (the time from a request's first byte until its head is
+  // complete, whatever the pace of the bytes) only once a server emits 'listening': emitted by
+  // hand, so a client trickling header bytes is cut after CLIENT_HEADER_TIMEOUT here too.
+  // Idle keep-alive connections get KEEPALIVE_TIMEOUT from Node's own per-socket timer.
+  const inner = http.createServer({
+    requestTimeout: 0,
+    headersTimeout: timeouts.clientHeaderMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(timeouts.clientHeaderMs / 10))),
+  });
   inner.timeout = 0;
+  inner.emit('listening');
 
   const track = (req: IncomingMessage, res: ServerResponse) => {
     const client = clientOf(req.socket);
@@ -236,40 +281,86 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
     options.onRegistryRequest(req, res, target);
   });
-  inner.on('clientError', (error: Error, socket: Duplex) => {
-    debug('bad request on an intercepted connection: %s', error.message);
+  inner.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+    debug('bad request on an intercepted connection: %s', error.code ?? error.message);
     socket.destroy();
   });
+
+  const refused = (req: IncomingMessage, kind: AdmissionKind, target: string, refusal: Refusal) => {
+    debug('refused %s %s from %s: %s', kind, target, clientOf(req.socket), refusal.reason);
+    options.onRefused({
+      type: 'refused',
+      client: clientOf(req.socket),
+      kind,
+      method: req.method ?? 'GET',
+      target,
+      status: refusal.status,
+      reason: refusal.reason,
+    });
+  };
+
+  /** Answers a refused plain-HTTP request. */
+  const refuse = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: AdmissionKind,
+    target: string,
+    refusal: Refusal,
+  ) => {
+    refused(req, kind, target, refusal);
+    const body = `${refusal.reason}\n`;
+    res.writeHead(refusal.status, {
+      ...refusal.headers,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+
+  /** Runs `then` if `kind` is admitted, answers the refusal otherwise. */
+  const admitted = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: AdmissionKind,
+    target: string,
+    then: () => void,
+  ) => {
+    options.admission.check(kind, req).then(
+      (refusal) => {
+        if (refusal) refuse(req, res, kind, target, refusal);
+        else if (!res.destroyed) then();
+      },
+      (error: Error) => {
+        debug('admission failed: %s', error.message);
+        res.destroy();
+      },
+    );
+  };
 
   function request(req: IncomingMessage, res: ServerResponse): void {
     track(req, res);
     const url = req.url ?? '/';
     if (url.startsWith('/')) {
-      options.onDirectRequest(req, res);
+      admitted(req, res, 'endpoint', url.split('?')[0] ?? '/', () => options.onDirectRequest(req, res));
       return;
     }
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
+    const parsed = parseAbsoluteTarget(url);
+    if ('error' in parsed) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(`${parsed.error}\n`);
       return;
     }
-    if (parsed.protocol !== 'http:') {
-      res
-        .writeHead(400, { 'content-type': 'text/plain' })
-        .end('only http:// URLs can be proxied without CONNECT\n');
-      return;
-    }
-    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-    const port = parsed.port ? Number(parsed.port) : 80;
-    if (options.intercepts(host, port, 'http')) {
-      req.url = `${parsed.pathname}${parsed.search}`;
-      watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
-      options.onRegistryRequest(req, res, { host, port, protocol: 'http' });
-      return;
-    }
-    void forward(req, res, host, port, `${parsed.pathname}${parsed.search}`);
+    const { host, port, path } = parsed;
+    admitted(req, res, 'absolute', hostKey(host, port), () => {
+      if (options.intercepts(host, port, 'http')) {
+        // The raw path, unchanged: core parses it (one reading of the path, not two).
+        req.url = path;
+        watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
+        options.onRegistryRequest(req, res, { host, port, protocol: 'http' });
+        return;
+      }
+      void forward(req, res, host, port, path);
+    });
   }
 
   function connect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -278,14 +369,34 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     client.on('error', (error) => debug('client socket error: %s', error.message));
     const target = parseConnectTarget(req.url);
     if (!target) {
-      client.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+      client.end(statusLine(400));
       return;
     }
-    if (options.intercepts(target.host, target.port, 'https')) {
-      void intercept(client, head, target);
-    } else {
-      tunnel(client, head, target, false);
-    }
+    const name = hostKey(target.host, target.port);
+    const turnAway = (refusal: Refusal) => {
+      refused(req, 'connect', name, refusal);
+      client.end(statusLine(refusal.status, refusal.headers));
+    };
+    // Whatever the client sends meanwhile (its TLS hello) waits in the socket: nothing reads it.
+    options.admission.check('connect', req).then(
+      (refusal) => {
+        if (client.destroyed) return;
+        if (refusal) return turnAway(refusal);
+        if (options.intercepts(target.host, target.port, 'https')) {
+          void intercept(client, head, target);
+          return;
+        }
+        const ports = options.tunnelPorts;
+        if (ports !== '*' && !ports.has(target.port)) {
+          return turnAway({ status: 403, headers: {}, reason: 'port not allowed (TUNNEL_PORTS)' });
+        }
+        tunnel(client, head, target, false, req);
+      },
+      (error: Error) => {
+        debug('admission failed: %s', error.message);
+        client.destroy();
+      },
+    );
   }
 
   async function intercept(
@@ -343,6 +454,13 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     });
     // Until the first request arrives; after that the inner server's keep-alive timer applies.
     tls.setTimeout(timeouts.clientHeaderMs, () => tls.destroy());
+    if (timeouts.clientHeaderMs > 0) {
+      // A handshake trickled byte by byte is never idle: bound it as a whole.
+      const handshake = setTimeout(() => tls.destroy(), timeouts.clientHeaderMs);
+      handshake.unref();
+      tls.once('secure', () => clearTimeout(handshake));
+      tls.once('close', () => clearTimeout(handshake));
+    }
     inner.emit('connection', tls);
   }
 
@@ -351,6 +469,7 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     head: Buffer,
     target: { host: string; port: number },
     established: boolean,
+    req?: IncomingMessage,
   ): void {
     const started = performance.now();
     const where = options.resolveAddress(target.host, target.port);
@@ -360,19 +479,30 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     let logged = false;
     let connected = false;
     client.pause();
+    const plan = options.destinations.plan(target.host, target.port, where.host);
+    if (plan.refused) {
+      const refusal: Refusal = { status: 403, headers: {}, reason: plan.refused.message };
+      if (req) refused(req, 'connect', name, refusal);
+      if (!established && client.writable) client.end(statusLine(403));
+      else client.destroy();
+      return;
+    }
     const upstream = net.connect({
       host: where.host,
       port: where.port,
       allowHalfOpen: true,
       ...(options.family ? { family: options.family } : {}),
+      ...(plan.lookup ? { lookup: plan.lookup } : {}),
     });
     tunnels.add(client);
     clientBusy(peer, 1);
+    let silent = false;
     const done = () => {
       if (logged) return;
       logged = true;
       tunnels.delete(client);
       clientBusy(peer, -1);
+      if (silent) return;
       options.onTunnel({
         type: 'tunnel',
         client: peer,
@@ -412,11 +542,20 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     });
     upstream.on('error', (e: Error & { code?: string }) => {
       if (connectTimer) clearTimeout(connectTimer);
+      if (e.code === DESTINATION_BLOCKED && req && !connected) {
+        // Refused on the address the name resolved to: a refusal line, not a tunnel line.
+        refused(req, 'connect', name, { status: 403, headers: {}, reason: e.message });
+        silent = true;
+      }
       error ??= e.code ?? e.message;
       debugTunnel('tunnel to %s: %s', name, error);
       // Before the tunnel opened, the client still waits for an answer to its CONNECT.
       if (!connected && !established && client.writable) {
-        client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
+        client.end(
+          e.code === DESTINATION_BLOCKED
+            ? statusLine(403)
+            : 'HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n',
+        );
       } else client.destroy();
     });
     client.once('close', () => {
@@ -452,9 +591,19 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
         ms: Math.round(performance.now() - started),
         error,
       });
+    const plan = options.destinations.plan(host, port, where.host);
+    if (plan.refused) {
+      refuse(req, res, 'absolute', hostKey(host, port), {
+        status: 403,
+        headers: {},
+        reason: plan.refused.message,
+      });
+      return;
+    }
     const upstream = http.request({
       host: where.host,
       port: where.port,
+      ...(plan.lookup ? { lookup: plan.lookup } : {}),
       method: req.method,
       path,
       headers: {
@@ -483,6 +632,14 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     } catch (error) {
       const code = (error as { code?: string }).code ?? (error as Error).message;
       upstream.destroy();
+      if (code === DESTINATION_BLOCKED && !res.headersSent) {
+        refuse(req, res, 'absolute', hostKey(host, port), {
+          status: 403,
+          headers: {},
+          reason: (error as Error).message,
+        });
+        return;
+      }
       if (!res.headersSent) {
         res
           .writeHead(502, { 'content-type': 'text/plain' })
@@ -528,6 +685,8 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
       if (active > 0) debug('shutdown: %d requests still running after %dms: closing them', active, graceMs);
     },
     destroyAll() {
+      // Stops the header-timeout sweep started by the 'listening' emitted above.
+      inner.close();
       for (const socket of tunnels) socket.destroy();
       for (const socket of tlsSockets) socket.destroy();
       forwardAgent.destroy();

@@ -37,6 +37,7 @@ export type {
   ForwardRecord,
   MitmOptions,
   MitmTimeouts,
+  RefusedRecord,
   TunnelRecord,
 } from './dispatch.js';
 

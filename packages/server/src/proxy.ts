@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type CertificateAuthority, loadOrCreateCA } from '@drp/ca';
 import {
+  createCidrList,
+  createDestinationGuard,
   createRegistryCache,
   parseHostPort,
   type RegistryCache,
@@ -21,6 +23,9 @@ import createDebug from 'debug';
 import type { AccessLog } from './access-log.js';
 import { isIntercepted, type ServerConfig } from './config.js';
 import { createEndpoints } from './endpoints.js';
+import { createAdmission } from './front/admission.js';
+import { blockedDestinationsFor, exemptNames, tunnelPortsFor } from './front/egress.js';
+import { createCredentialCheck } from './front/proxy-auth.js';
 import { createMetrics, type ProxyMetrics } from './metrics.js';
 import { createMitmServer, type MitmServer } from './mitm.js';
 import { VERSION } from './version.js';
@@ -75,6 +80,9 @@ export function cacheOptionsFrom(
       responseTimeout: config.timeouts.proxySendMs,
       staleTimeout: config.timeouts.upstreamStaleMs,
       readTimeout: config.timeouts.proxyReadMs,
+      blockedDestinations: blockedDestinationsFor(config),
+      // Mapped names are exempt in core already; registries are exempt on their ports.
+      exemptDestinations: exemptNames(config.registries, {}),
     },
   };
 }
@@ -189,6 +197,24 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
       log?.forward(record);
       metrics?.forward(record);
     },
+    onRefused(record) {
+      log?.event('refused', `${record.status} ${record.kind} ${record.target}: ${record.reason}`, {
+        client: record.client,
+        kind: record.kind,
+        method: record.method,
+        target: record.target,
+        status: record.status,
+      });
+    },
+    admission: createAdmission({
+      allowedClients: config.allowedClients === 'all' ? 'all' : createCidrList(config.allowedClients),
+      credentials: config.proxyUsers.length > 0 ? createCredentialCheck(config.proxyUsers) : undefined,
+    }),
+    destinations: createDestinationGuard({
+      blocked: blockedDestinationsFor(config),
+      exempt: exemptNames(config.registries, config.upstreamMappings),
+    }),
+    tunnelPorts: tunnelPortsFor(config.tunnelPorts, config.registries),
     resolveAddress: createAddressResolver(config.upstreamMappings),
     family: config.disableIpv6 ? 4 : undefined,
     // http-mitm-proxy's own CA (never used by drp): a 0700 directory next to drp's CA.

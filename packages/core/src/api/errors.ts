@@ -43,6 +43,10 @@ export const ERROR_CODES = {
   DRP_DIGEST_MISMATCH: { status: 502, oci: 'DIGEST_INVALID' },
   DRP_TOO_MANY_REDIRECTS: { status: 502, oci: 'UNKNOWN' },
   DRP_MANIFEST_TOO_LARGE: { status: 502, oci: 'MANIFEST_INVALID' },
+  /** Upstream (or a redirect) led to an address in BLOCKED_DESTINATIONS. */
+  DRP_DESTINATION_BLOCKED: { status: 502, oci: 'UNKNOWN' },
+  /** Upstream redirected from https to http. */
+  DRP_REDIRECT_REFUSED: { status: 502, oci: 'UNKNOWN' },
   DRP_CACHE_IO: { status: 500, oci: 'UNKNOWN' },
   DRP_CONFIG_INVALID: { status: 500, oci: 'UNKNOWN' },
   DRP_INTERNAL: { status: 500, oci: 'UNKNOWN' },

@@ -2,7 +2,8 @@
  * The one way drp talks to upstream registries and their CDNs: byte-exact (no decompression),
  * explicit connect / response / idle-read timeouts but no cap on a whole transfer, keep-alive,
  * redirects of every kind followed for GET and HEAD (credentials never cross to another host:
- * got strips `authorization` on a cross-origin hop), mapped addresses and extra CAs.
+ * got strips `authorization` on a cross-origin hop; never from https to http), mapped addresses,
+ * extra CAs and the destination guard (agents.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -64,6 +65,7 @@ export class UpstreamClient {
       https: { rejectUnauthorized: options.verifyTls },
       // got adds its own user-agent unless told not to; registries see the client's.
       headers: { 'user-agent': undefined },
+      hooks: { beforeRedirect: [refuseDowngrade] },
     });
   }
 
@@ -133,6 +135,16 @@ export class UpstreamClient {
   }
 }
 
+/** A redirect from https to http would hand a TLS-protected request to anyone on the path. */
+function refuseDowngrade(next: { url?: string | URL | undefined }, response: PlainResponse): void {
+  const to = next.url instanceof URL ? next.url : new URL(String(next.url));
+  if (new URL(response.url).protocol === 'https:' && to.protocol !== 'https:') {
+    throw Object.assign(new Error(`refused redirect from https to ${to.protocol.replace(/:$/, '')}`), {
+      code: 'DRP_REDIRECT_REFUSED',
+    });
+  }
+}
+
 /** Rewrites errors emitted while the body streams, so consumers only ever see DrpErrors. */
 function mapBodyErrors(stream: GotRequest, target: UpstreamTarget): Readable {
   const emit = stream.emit.bind(stream);
@@ -161,6 +173,14 @@ export function toDrpError(error: Error, target: UpstreamTarget): DrpError {
   if (error instanceof DrpError) return error;
   const code = (error as { code?: string }).code ?? '';
   const where = `${target.host}:${target.port}`;
+  if (code === 'DRP_DESTINATION_BLOCKED') {
+    const reason = (error.cause instanceof Error ? error.cause : error).message;
+    return new DrpError('DRP_DESTINATION_BLOCKED', `upstream ${where}: ${reason}`, { cause: error });
+  }
+  if (code === 'DRP_REDIRECT_REFUSED') {
+    const reason = (error.cause instanceof Error ? error.cause : error).message;
+    return new DrpError('DRP_REDIRECT_REFUSED', `upstream ${where}: ${reason}`, { cause: error });
+  }
   if (error.name === 'TimeoutError' || code === 'ETIMEDOUT') {
     return new DrpError('DRP_UPSTREAM_TIMEOUT', `upstream ${where} timed out`, { cause: error });
   }
