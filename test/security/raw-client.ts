@@ -41,7 +41,7 @@ export async function readResponses(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     responses.length = 0;
-    let rest = Buffer.concat(chunks);
+    let rest: Buffer = Buffer.concat(chunks);
     while (rest.length > 0) {
       const parsed = parseOne(rest);
       if (!parsed) break;
