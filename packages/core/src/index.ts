@@ -50,4 +50,10 @@ export {
 } from './store/blob-store.js';
 export { parseDuration, parseSize } from './units.js';
 export { endToEndHeaders } from './upstream/headers.js';
+export {
+  type NoProxy,
+  parseNoProxy,
+  parseUpstreamProxy,
+  type UpstreamProxy,
+} from './upstream/proxy.js';
 export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';

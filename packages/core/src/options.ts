@@ -4,6 +4,7 @@
  */
 import { DrpError } from './api/errors.js';
 import { parseDuration, parseSize } from './units.js';
+import { type NoProxy, parseNoProxy, parseUpstreamProxy, type UpstreamProxy } from './upstream/proxy.js';
 import { parseHostPort } from './upstream/target.js';
 
 /** A size in bytes, or nginx-style text such as `32g`. */
@@ -53,6 +54,14 @@ export interface UpstreamOptions {
   readTimeout?: DurationOption;
   /** Redirect hops followed for GET and HEAD (S3, CDN). Default 10. */
   maxRedirects?: number;
+  /**
+   * An HTTP proxy every upstream connection (registries, token servers, redirect targets) goes
+   * through with CONNECT: `http://[user:password@]host:port`. TLS stays end to end. Default none;
+   * the process's HTTPS_PROXY / HTTP_PROXY are never read.
+   */
+  proxy?: string;
+  /** Hosts reached directly despite `proxy`, with curl's NO_PROXY rules (`a.example,.corp,10.0.0.0/8`). */
+  noProxy?: string;
 }
 
 export interface RegistryCacheOptions {
@@ -94,6 +103,8 @@ export interface ResolvedUpstream {
   readonly responseTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly maxRedirects: number;
+  readonly proxy: UpstreamProxy | undefined;
+  readonly noProxy: NoProxy;
 }
 
 export interface ResolvedOptions {
@@ -207,6 +218,11 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
   if (!Number.isInteger(up.maxRedirects) || up.maxRedirects < 0) {
     throw invalid('upstream.maxRedirects', 'a non-negative integer', up.maxRedirects);
   }
+  const proxy = up.proxy === undefined || up.proxy.trim() === '' ? undefined : parseUpstreamProxy(up.proxy);
+  // The URL may carry a password: never echoed.
+  if (typeof proxy === 'string') throw invalid('upstream.proxy', proxy, '<redacted>');
+  const noProxy = parseNoProxy(up.noProxy ?? '');
+  if (typeof noProxy === 'string') throw invalid('upstream.noProxy', noProxy, up.noProxy);
 
   return Object.freeze({
     cacheDir: options.cacheDir,
@@ -238,6 +254,8 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
       responseTimeoutMs: duration('upstream.responseTimeout', up.responseTimeout),
       readTimeoutMs: duration('upstream.readTimeout', up.readTimeout),
       maxRedirects: up.maxRedirects,
+      proxy,
+      noProxy,
     }),
     now: options.now ?? Date.now,
   });

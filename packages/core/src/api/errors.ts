@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   DRP_UPSTREAM_TRUNCATED: { status: 502, oci: 'UNKNOWN' },
   DRP_DIGEST_MISMATCH: { status: 502, oci: 'DIGEST_INVALID' },
   DRP_TOO_MANY_REDIRECTS: { status: 502, oci: 'UNKNOWN' },
+  /** The upstream (corporate) proxy is down, refused the CONNECT or wants credentials. */
+  DRP_UPSTREAM_PROXY: { status: 502, oci: 'UNKNOWN' },
   DRP_CACHE_IO: { status: 500, oci: 'UNKNOWN' },
   DRP_CONFIG_INVALID: { status: 500, oci: 'UNKNOWN' },
   DRP_INTERNAL: { status: 500, oci: 'UNKNOWN' },

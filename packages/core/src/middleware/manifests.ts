@@ -59,6 +59,7 @@ const STALE_ERRORS = new Set([
   'DRP_UPSTREAM_PROTOCOL',
   'DRP_UPSTREAM_TRUNCATED',
   'DRP_TOO_MANY_REDIRECTS',
+  'DRP_UPSTREAM_PROXY',
 ]);
 
 /** Metadata key of the auth class that first stored a manifest (see serveByDigest). */

@@ -2,12 +2,19 @@
  * Keep-alive agents that can connect a host to another address (`upstream.mappings`, the
  * original's users' #103) while TLS still verifies, and SNI still names, the original host.
  * Mapping at the socket level means redirect targets (a CDN host) are mapped too.
+ *
+ * With an upstream proxy (`upstream.proxy`), every connection not bypassed by `noProxy` is a
+ * CONNECT tunnel through it (hpagent), naming the mapped address when there is a mapping; TLS
+ * then runs end to end inside the tunnel, verified against the original name with the same
+ * CAs, so the proxy sees only which host:port drp talks to.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 import type { ResolvedUpstream } from '../options.js';
+import { proxyError, type UpstreamProxy } from './proxy.js';
 
 type Mapper = (host: string, port: number) => { host: string; port: number } | undefined;
 
@@ -49,32 +56,79 @@ function baseCreateConnection(proto: http.Agent): CreateConnection {
   return (proto as unknown as { createConnection: CreateConnection }).createConnection;
 }
 
-class MappedHttpsAgent extends https.Agent {
-  readonly #map: Mapper;
-  constructor(options: https.AgentOptions, map: Mapper) {
-    super(options);
-    this.#map = map;
+type Callback = (err: Error | null, socket: Socket) => void;
+
+/** What a mapped agent needs to decide, per connection, between direct and the proxy. */
+interface Route {
+  readonly map: Mapper;
+  readonly proxy: UpstreamProxy | undefined;
+  readonly bypass: (host: string, port: number) => boolean;
+  /** How long the CONNECT exchange may take. */
+  readonly connectTimeoutMs: number;
+}
+
+/**
+ * One connection: mapped, then direct or through the proxy. `direct` is the plain agent's
+ * createConnection, `tunnel` hpagent's (which then runs `direct`'s TLS over the tunnel).
+ */
+function connect(
+  route: Route,
+  options: ConnectOptions,
+  defaultPort: number,
+  callback: Callback | undefined,
+  direct: (options: ConnectOptions, callback?: Callback) => Socket | undefined,
+  tunnel: (options: ConnectOptions, callback: Callback) => void,
+): Socket | undefined {
+  const host = String(options.host ?? 'localhost');
+  const port = Number(options.port ?? defaultPort);
+  const mapped = remap(route.map, options, defaultPort);
+  const proxy = route.proxy;
+  if (!proxy || route.bypass(host, port) || !callback) return direct(mapped, callback);
+  const where = `${String(mapped.host)}:${String(mapped.port ?? port)}`;
+  // hpagent puts `timeout` on its CONNECT request; the TLS socket it then makes gets it too,
+  // as an idle timer, which got's own timeouts replace: it is cleared once connected.
+  tunnel({ ...mapped, timeout: route.connectTimeoutMs }, (error, socket) => {
+    if (error) return callback(proxyError(proxy, where, error), socket);
+    socket.setTimeout(0);
+    callback(null, socket);
+  });
+  return undefined;
+}
+
+class MappedHttpsAgent extends HttpsProxyAgent {
+  readonly #route: Route;
+  constructor(options: https.AgentOptions, route: Route) {
+    super({ ...options, proxy: route.proxy?.url ?? 'http://unused.invalid' });
+    this.#route = route;
   }
   // Node calls createConnection(options, callback); the base one adds TLS session reuse.
-  override createConnection(
-    options: ConnectOptions,
-    callback?: (err: Error | null, socket: Socket) => void,
-  ): Socket {
-    return baseCreateConnection(https.Agent.prototype).call(this, remap(this.#map, options, 443), callback);
+  override createConnection(options: ConnectOptions, callback?: Callback): Socket {
+    return connect(
+      this.#route,
+      options,
+      443,
+      callback,
+      (o, cb) => baseCreateConnection(https.Agent.prototype).call(this, o, cb),
+      (o, cb) => super.createConnection(o as never, cb as never),
+    ) as Socket;
   }
 }
 
-class MappedHttpAgent extends http.Agent {
-  readonly #map: Mapper;
-  constructor(options: http.AgentOptions, map: Mapper) {
-    super(options);
-    this.#map = map;
+class MappedHttpAgent extends HttpProxyAgent {
+  readonly #route: Route;
+  constructor(options: http.AgentOptions, route: Route) {
+    super({ ...options, proxy: route.proxy?.url ?? 'http://unused.invalid' });
+    this.#route = route;
   }
-  override createConnection(
-    options: ConnectOptions,
-    callback?: (err: Error | null, socket: Socket) => void,
-  ): Socket {
-    return baseCreateConnection(http.Agent.prototype).call(this, remap(this.#map, options, 80), callback);
+  override createConnection(options: ConnectOptions, callback?: Callback): Socket {
+    return connect(
+      this.#route,
+      options,
+      80,
+      callback,
+      (o, cb) => baseCreateConnection(http.Agent.prototype).call(this, o, cb),
+      (o, cb) => super.createConnection(o as never, cb as never),
+    ) as Socket;
   }
 }
 
@@ -89,11 +143,17 @@ export function createAgents(upstream: ResolvedUpstream): UpstreamAgents {
   const common = { keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 64, scheduling: 'lifo' as const };
   const ca =
     upstream.caCertificates.length > 0 ? [...tls.rootCertificates, ...upstream.caCertificates] : undefined;
+  const route: Route = {
+    map,
+    proxy: upstream.proxy,
+    bypass: (host, port) => upstream.noProxy.bypasses(host, port),
+    connectTimeoutMs: upstream.connectTimeoutMs,
+  };
   const httpsAgent = new MappedHttpsAgent(
     { ...common, rejectUnauthorized: upstream.verifyTls, ...(ca ? { ca } : {}) },
-    map,
+    route,
   );
-  const httpAgent = new MappedHttpAgent(common, map);
+  const httpAgent = new MappedHttpAgent(common, route);
   return {
     http: httpAgent,
     https: httpsAgent,

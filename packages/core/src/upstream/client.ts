@@ -11,6 +11,7 @@ import got, { type Got, type Request as GotRequest, type PlainResponse } from 'g
 import { DrpError } from '../api/errors.js';
 import type { ResolvedUpstream } from '../options.js';
 import { createAgents, type UpstreamAgents } from './agents.js';
+import { PROXY_ERROR_CODE } from './proxy.js';
 import { targetOrigin, type UpstreamTarget } from './target.js';
 
 const debug = createDebug('drp:upstream');
@@ -159,6 +160,10 @@ export function toDrpError(error: Error, target: UpstreamTarget): DrpError {
   if (error instanceof DrpError) return error;
   const code = (error as { code?: string }).code ?? '';
   const where = `${target.host}:${target.port}`;
+  if (code === PROXY_ERROR_CODE) {
+    // The message names the proxy (without credentials) and what it did.
+    return new DrpError('DRP_UPSTREAM_PROXY', `${error.message} (for ${where})`, { cause: error });
+  }
   if (error.name === 'TimeoutError' || code === 'ETIMEDOUT') {
     return new DrpError('DRP_UPSTREAM_TIMEOUT', `upstream ${where} timed out`, { cause: error });
   }
