@@ -60,6 +60,15 @@ function printStartup(log: AccessLog, config: ServerConfig, info: Record<string,
     'hint',
     `point clients at the proxy: HTTPS_PROXY=${url} HTTP_PROXY=${url} (from other machines use this host's address), trust ${url}/ca.crt; dockerd on systemd: curl -fsSL ${url}/setup/systemd | sudo sh`,
   );
+  // Parsed by core: `display` never carries the password.
+  const upstreamProxy = info.upstream_proxy;
+  const envProxy = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].filter((n) => process.env[n]);
+  if (upstreamProxy || envProxy.length > 0) {
+    log.event(
+      'notice',
+      `${upstreamProxy ? `upstream connections go through UPSTREAM_PROXY ${String(upstreamProxy)}` : 'upstream connections go direct'}; ${envProxy.length > 0 ? envProxy.join('/') : 'HTTPS_PROXY/HTTP_PROXY'} in drp's environment ${envProxy.length > 0 ? 'are' : 'would be'} ignored on purpose (they often point at drp itself): set UPSTREAM_PROXY`,
+    );
+  }
   if (config.compat.caSerialFile) {
     log.event('notice', 'CA_SRL_FILE is accepted but unused: drp issues random serial numbers');
   }
@@ -199,5 +208,9 @@ async function serve(
     manifest_cache: config.manifestCache.enabled,
     allow_push: config.allowPush,
     metrics: config.metrics,
+    mirror_default_registry: config.mirrorDefaultRegistry,
+    mirror_tls_port: proxy.mirrorTlsAddress?.port,
+    upstream_proxy: proxy.cache.options.upstream.proxy?.display,
+    upstream_no_proxy: config.upstreamProxy ? config.upstreamNoProxy || undefined : undefined,
   });
 }

@@ -15,7 +15,9 @@ import {
   parseAuthRegistries,
   parseDuration,
   parseHostPort,
+  parseNoProxy,
   parseSize,
+  parseUpstreamProxy,
   type RegistryCredential,
 } from '@drp/core';
 import envVar from 'env-var';
@@ -109,6 +111,18 @@ export const DEFAULTS = Object.freeze({
   VERIFY_BLOB_ACCESS: 'false',
   /** SIGTERM/SIGINT: how long in-flight transfers may take to finish before drp exits anyway. */
   SHUTDOWN_TIMEOUT: '30s',
+  /**
+   * `http://[user:password@]host:port`: drp's own upstream connections (registries, token
+   * servers, CDN redirects) go through this proxy with CONNECT. HTTPS_PROXY / HTTP_PROXY in
+   * drp's environment are ignored on purpose (they often point at drp itself).
+   */
+  UPSTREAM_PROXY: undefined,
+  /** Hosts reached without UPSTREAM_PROXY, curl's NO_PROXY rules: `a.example,.corp,10.0.0.0/8`. */
+  UPSTREAM_NO_PROXY: '',
+  /** Mirror mode: the registry of a `/v2/...` request with neither `?ns=` nor a host prefix. */
+  MIRROR_DEFAULT_REGISTRY: 'docker.io',
+  /** Mirror mode over TLS (leaf from drp's CA) on this port too; unset: plain HTTP only. */
+  MIRROR_TLS_PORT: undefined,
 } as const satisfies Record<string, string | undefined>);
 
 export type VariableName = keyof typeof DEFAULTS;
@@ -157,6 +171,12 @@ export interface ServerConfig {
   readonly verifyTls: boolean;
   readonly upstreamCaFile: string | undefined;
   readonly upstreamMappings: Readonly<Record<string, string>>;
+  /** UPSTREAM_PROXY as given (it may hold a password); core parses it again. */
+  readonly upstreamProxy: string | undefined;
+  readonly upstreamNoProxy: string;
+  /** MIRROR_DEFAULT_REGISTRY as `host` or `host:port` (`docker.io` for Docker Hub). */
+  readonly mirrorDefaultRegistry: string;
+  readonly mirrorTlsPort: number | undefined;
   readonly disableIpv6: boolean;
   readonly timeouts: Timeouts;
   readonly logFormat: 'json' | 'text';
@@ -209,9 +229,14 @@ export const FLAGS = Object.freeze({
 export type FlagName = keyof typeof FLAGS;
 
 /** Variables whose empty value means something (an empty list); every other empty one is unset. */
-const EMPTY_IS_VALUE = new Set<string>(['REGISTRIES', 'AUTH_REGISTRIES', 'UPSTREAM_MAPPINGS']);
+const EMPTY_IS_VALUE = new Set<string>([
+  'REGISTRIES',
+  'AUTH_REGISTRIES',
+  'UPSTREAM_MAPPINGS',
+  'UPSTREAM_NO_PROXY',
+]);
 /** Never echo these values in an error. */
-const SECRET = new Set<string>(['AUTH_REGISTRIES', 'CA_KEY_PASSPHRASE']);
+const SECRET = new Set<string>(['AUTH_REGISTRIES', 'CA_KEY_PASSPHRASE', 'UPSTREAM_PROXY']);
 
 function shown(name: string, value: string): string {
   return SECRET.has(name)
@@ -319,6 +344,22 @@ const accessors = {
   },
   asText(value: string): string {
     return value;
+  },
+  asUpstreamProxy(value: string): string {
+    const parsed = parseUpstreamProxy(value);
+    if (typeof parsed === 'string') return expected(parsed);
+    return value.trim();
+  },
+  asNoProxy(value: string): string {
+    const parsed = parseNoProxy(value);
+    if (typeof parsed === 'string') return expected(parsed);
+    return value.trim();
+  },
+  asRegistryHost(value: string): string {
+    const v = value.trim().toLowerCase();
+    if (!parseHostPort(v) || /^https?:/.test(v))
+      return expected('a registry host such as docker.io or ghcr.io');
+    return v;
   },
 };
 
@@ -460,6 +501,10 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     verifyTls: read('VERIFY_SSL', (v) => v.asFlag()),
     upstreamCaFile,
     upstreamMappings: Object.freeze(read<Record<string, string>>('UPSTREAM_MAPPINGS', (v) => v.asMappings())),
+    upstreamProxy: read<string | undefined>('UPSTREAM_PROXY', (v) => v.asUpstreamProxy()),
+    upstreamNoProxy: read<string>('UPSTREAM_NO_PROXY', (v) => v.asNoProxy()),
+    mirrorDefaultRegistry: read<string>('MIRROR_DEFAULT_REGISTRY', (v) => v.asRegistryHost()),
+    mirrorTlsPort: read<number | undefined>('MIRROR_TLS_PORT', (v) => v.asListenPort()),
     disableIpv6,
     timeouts,
     logFormat: read('LOG_FORMAT', (v) => v.asLogFormat()),

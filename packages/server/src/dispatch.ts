@@ -10,6 +10,7 @@
  *   CONNECT host:port, other        ->  raw TCP tunnel, bytes untouched, logged when it closes.
  *   GET http://host/... (absolute)  ->  intercepted host: served by the registry handler;
  *                                       other: forwarded with backpressure.
+ *   GET /v2/... (origin-form)       ->  mirror mode (mirror.ts), when onMirrorRequest is set.
  *   GET /path (origin-form)         ->  drp's own endpoints (or 404); never proxied, so no loop.
  */
 import { once } from 'node:events';
@@ -20,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { endToEndHeaders, parseHostPort, type UpstreamTarget } from '@drp/core';
 import createDebug from 'debug';
+import { isMirrorPath } from './mirror.js';
 
 const debug = createDebug('drp:mitm');
 const debugTunnel = createDebug('drp:tunnel');
@@ -71,6 +73,8 @@ export interface MitmOptions {
   onRegistryRequest(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget): void;
   /** An origin-form request to the proxy itself (`/`, `/ca.crt`, ...). */
   onDirectRequest(req: IncomingMessage, res: ServerResponse): void;
+  /** An origin-form `/v2/...` request: mirror mode (mirror.ts). */
+  onMirrorRequest?(req: IncomingMessage, res: ServerResponse): void;
   onTunnel(record: TunnelRecord): void;
   onForward(record: ForwardRecord): void;
   /** Where to really connect for host:port (UPSTREAM_MAPPINGS), for tunnels and forwards. */
@@ -245,7 +249,10 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     track(req, res);
     const url = req.url ?? '/';
     if (url.startsWith('/')) {
-      options.onDirectRequest(req, res);
+      if (options.onMirrorRequest && isMirrorPath(url)) {
+        watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
+        options.onMirrorRequest(req, res);
+      } else options.onDirectRequest(req, res);
       return;
     }
     let parsed: URL;

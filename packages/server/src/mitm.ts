@@ -24,7 +24,7 @@
  */
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,8 @@ export interface MitmServer {
   /** The directory http-mitm-proxy's unused CA lives in, once listening. */
   readonly sslCaDir: string | undefined;
   listen(port: number, host: string): Promise<AddressInfo>;
+  /** Serves a request that arrived on another listener (MIRROR_TLS_PORT) like one on the proxy port. */
+  request(req: IncomingMessage, res: ServerResponse): void;
   /** Requests being served plus open tunnels, right now. */
   readonly activeRequests: number;
   readonly openTunnels: number;
@@ -179,6 +181,7 @@ export function createMitmServer(options: MitmFrontOptions): MitmServer {
     get sslCaDir() {
       return caDir;
     },
+    request: (req, res) => dispatcher.request(req, res),
     get activeRequests() {
       return dispatcher.activeRequests;
     },
