@@ -70,7 +70,9 @@ test('containerd with a hosts.toml mirror and no CA: cold through drp, then warm
   await mkdir(join(hostsDir, named), { recursive: true });
   await writeFile(
     join(hostsDir, named, 'hosts.toml'),
-    `server = "https://${named}"\n\n[host."${drp.url}"]\n  capabilities = ["pull", "resolve"]\n`,
+    // The fallback server is a refused loopback port: a pull that bypassed drp fails without
+    // looking up any name.
+    `server = "https://127.0.0.1:9"\n\n[host."${drp.url}"]\n  capabilities = ["pull", "resolve"]\n`,
   );
   const ref = `${named}/team/app:v1`;
   const pull = () =>
@@ -125,7 +127,8 @@ test('podman with a registries.conf mirror whose location carries the registry h
       'short-name-mode = "disabled"',
       '[[registry]]',
       'prefix = "registry.test"',
-      'location = "registry.test"',
+      // Were the mirror to fail, podman would try this refused loopback port, never a DNS name.
+      'location = "127.0.0.1:9"',
       '[[registry.mirror]]',
       `location = "127.0.0.1:${drp.port}/registry.test"`,
       'insecure = true',

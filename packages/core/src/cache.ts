@@ -121,7 +121,8 @@ async function refusePush(ctx: RequestContext): Promise<void> {
 export async function createRegistryCache(options: RegistryCacheOptions): Promise<RegistryCache> {
   const resolved = resolveOptions(options);
   const events = new CacheEvents(randomUUID());
-  const upstream = new UpstreamClient(resolved.upstream);
+  const credentials = new Credentials(resolved.credentials);
+  const upstream = new UpstreamClient(resolved.upstream, credentials);
   const blobStore = await BlobStore.open({
     dir: resolved.cacheDir,
     maxSizeBytes: resolved.maxSizeBytes,
@@ -140,7 +141,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
   const services: Services = {
     options: resolved,
     upstream,
-    credentials: new Credentials(resolved.credentials),
+    credentials,
     events,
     blobs: blobStore,
     flights,

@@ -13,6 +13,10 @@
  * `GET /v2/` with neither is answered by drp (podman and dockerd ping the mirror root).
  * Only registries drp intercepts are mirrored; any other is a 404 naming it: a mirror to
  * anywhere would be an open proxy. `docker.io` means Docker Hub (registry-1.docker.io).
+ *
+ * Credentials: a client's own Authorization goes upstream as it is, and a 401 challenge comes
+ * back to it unchanged. A client that sends none gets a token fetched by drp (anonymous, or
+ * with AUTH_REGISTRIES for the realm's host): after drp's own root ping it knows no realm.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ociErrorBody, parseHostPort, type RequestOutcome, targetKey, type UpstreamTarget } from '@drp/core';
@@ -124,7 +128,9 @@ export function createMirror(options: MirrorOptions): (req: IncomingMessage, res
     const route = routeMirrorRequest(url, options);
     if (route.kind === 'registry') {
       req.url = route.path; // upstream never sees `ns` or the prefix
-      options.serve(req, res, route.target);
+      // The client saw no challenge at drp's root ping: drp answers Bearer challenges for a
+      // client that sends no credentials (core's upstream/bearer.ts), else relays them.
+      options.serve(req, res, { ...route.target, tokens: 'drp' });
       return;
     }
     let status: number;
