@@ -103,8 +103,11 @@ export function proxyError(proxy: UpstreamProxy, target: string, cause: Error): 
   const status = /^Bad response: (\d{3})$/.exec(cause.message)?.[1];
   const code = (cause as { code?: string }).code;
   let why: string;
-  if (status === '407') why = 'asked for credentials (407 Proxy Authentication Required)';
-  else if (status !== undefined) why = `refused CONNECT ${target} with ${status}`;
+  if (status === '407') {
+    why = proxy.url.username
+      ? 'rejected the credentials in its URL (407 Proxy Authentication Required)'
+      : 'asked for credentials (407 Proxy Authentication Required)';
+  } else if (status !== undefined) why = `refused CONNECT ${target} with ${status}`;
   else if (cause.message === 'Proxy timeout') why = `did not answer CONNECT ${target} in time`;
   else why = `unreachable: ${code ?? cause.message}`;
   return Object.assign(new Error(`upstream proxy ${proxy.display} ${why}`), {
