@@ -45,6 +45,13 @@ function usage(): string {
     'CACHE_DIR and CA_DIR default to /docker_mirror_cache and /ca when /docker_mirror_cache',
     'exists (the container image), and to ./.drp/cache and ./.drp/ca otherwise.',
     '',
+    'Mirror mode: /v2/... requests sent to drp itself (containerd hosts.toml, podman',
+    'registries.conf mirrors, dockerd registry-mirrors) are served from the cache too, for the',
+    'registry in ?ns=, a registry-host path prefix, or MIRROR_DEFAULT_REGISTRY (docs/clients/mirror.md).',
+    '',
+    "drp's own upstream connections use UPSTREAM_PROXY only: HTTPS_PROXY and HTTP_PROXY in drp's",
+    'environment are ignored on purpose (they often point at drp itself).',
+    '',
   ].join('\n');
 }
 
@@ -58,15 +65,18 @@ function printStartup(log: AccessLog, config: ServerConfig, info: Record<string,
   const url = String(info.url);
   log.event(
     'hint',
-    `point clients at the proxy: HTTPS_PROXY=${url} HTTP_PROXY=${url} (from other machines use this host's address), trust ${url}/ca.crt; dockerd on systemd: curl -fsSL ${url}/setup/systemd | sudo sh`,
+    `point clients at the proxy: HTTPS_PROXY=${url} HTTP_PROXY=${url} (from other machines use this host's address), trust ${url}/ca.crt; dockerd on systemd: curl -fsSL ${url}/setup/systemd | sudo sh; or, with no CA, use ${url} as a registry mirror (docs/clients/mirror.md)`,
   );
   // Parsed by core: `display` never carries the password.
   const upstreamProxy = info.upstream_proxy;
   const envProxy = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].filter((n) => process.env[n]);
   if (upstreamProxy || envProxy.length > 0) {
+    const route = upstreamProxy
+      ? `through UPSTREAM_PROXY ${String(upstreamProxy)}`
+      : 'direct (no UPSTREAM_PROXY)';
     log.event(
       'notice',
-      `${upstreamProxy ? `upstream connections go through UPSTREAM_PROXY ${String(upstreamProxy)}` : 'upstream connections go direct'}; ${envProxy.length > 0 ? envProxy.join('/') : 'HTTPS_PROXY/HTTP_PROXY'} in drp's environment ${envProxy.length > 0 ? 'are' : 'would be'} ignored on purpose (they often point at drp itself): set UPSTREAM_PROXY`,
+      `upstream connections go ${route}; HTTPS_PROXY/HTTP_PROXY in drp's environment are ignored on purpose (they often point at drp itself)${envProxy.length > 0 ? `: ${envProxy.join(', ')} set and not used` : ''}`,
     );
   }
   if (config.compat.caSerialFile) {
