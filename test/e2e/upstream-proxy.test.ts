@@ -5,6 +5,8 @@
 // closes, so drp is stopped (closing its keep-alive tunnels) before squid's log is read.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
+import { startTokenRegistry } from '../fakes/token-registry.ts';
+import { startTokenServer } from '../fakes/token-server.ts';
 import { createHarness } from '../harness/index.ts';
 import { type Drp, describe, settleLog, startDrp } from './lib/daemon.ts';
 import { startSquid } from './lib/squid.ts';
@@ -132,4 +134,46 @@ test('squid stopped: a clean 502 at once, with the proxy named in the body and t
   await settleLog(drp);
   const [line] = drp.requests({ status: 502 });
   assert.equal(line?.upstream_proxy, squid.url, describe(drp.lines));
+});
+
+test('token servers go through squid too: a mirror client without credentials, a token registry', async (t) => {
+  const h = createHarness(t);
+  const ca = await h.testCA();
+  const tokens = await startTokenServer(h, {
+    service: 'registry.test',
+    issuer: 'drp-test-issuer',
+    users: { robot: 's3cret' },
+    publicRepos: ['public/app'],
+  });
+  const registry = await startTokenRegistry(h, tokens);
+  const image = await h.createImage({ layers: [100_000] });
+  await registry.push(image, 'public/app:v1', { creds: 'robot:s3cret' });
+  const squid = await startSquid(h, { connectPorts: [registry.port, tokens.port] });
+  const drp = await startDrp(h, {
+    env: {
+      REGISTRIES: registry.namedHostPort,
+      UPSTREAM_MAPPINGS: 'registry.test=127.0.0.1',
+      UPSTREAM_CA_FILE: ca.certPath,
+      UPSTREAM_PROXY: squid.url,
+      CACHE_DIR: h.tempDir('cache'),
+      CA_DIR: h.tempDir('ca'),
+    },
+  });
+  const out = await h.run('curl', [
+    '-sS',
+    '--noproxy',
+    '*',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-H',
+    'Accept: application/vnd.oci.image.manifest.v1+json',
+    `${drp.url}/v2/public/app/manifests/v1?ns=${registry.namedHostPort}`,
+  ]);
+  assert.equal(out.stdout, '200');
+  assert.equal(tokens.requests.filter((r) => r.user === undefined).length, 1);
+  await drp.stop();
+  const connects = new Set(await squid.connects());
+  assert.deepEqual([...connects].sort(), [`127.0.0.1:${registry.port}`, `127.0.0.1:${tokens.port}`].sort());
 });
