@@ -227,4 +227,18 @@ test('MIRROR_TLS_PORT: the same mirror over TLS with a leaf from drp CA', async 
     assert.equal(out.status, 200, out.head);
     assert.equal(out.header('docker-content-digest'), image.manifestDigest);
   }
+  // A mirror, not a proxy: an absolute-form request on the TLS port is not forwarded.
+  const proxied = await h.run('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '--proxy',
+    `https://127.0.0.1:${port}`,
+    '--proxy-cacert',
+    drp.caFile,
+    `http://127.0.0.1:${drp.port}/healthz`,
+  ]);
+  assert.equal(proxied.stdout, '400');
 });

@@ -31,6 +31,11 @@ export function createMirrorTlsServer(options: MirrorTlsOptions): MirrorTlsServe
   inner.timeout = 0;
   inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
     req.socket.setTimeout(0);
+    // A mirror, not a proxy: absolute-form requests are not forwarded from this port.
+    if (!(req.url ?? '').startsWith('/')) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('this port serves registry requests only\n');
+      return;
+    }
     options.handle(req, res);
   });
   inner.on('clientError', (error: Error, socket) => {

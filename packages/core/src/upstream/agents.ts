@@ -58,6 +58,9 @@ function baseCreateConnection(proto: http.Agent): CreateConnection {
 
 type Callback = (err: Error | null, socket: Socket) => void;
 
+/** hpagent needs a proxy URL even when there is none; it is then never used. */
+const NO_PROXY_URL = 'http://unused.invalid';
+
 /** What a mapped agent needs to decide, per connection, between direct and the proxy. */
 interface Route {
   readonly map: Mapper;
@@ -84,10 +87,20 @@ function connect(
   const mapped = remap(route.map, options, defaultPort);
   const proxy = route.proxy;
   if (!proxy || route.bypass(host, port) || !callback) return direct(mapped, callback);
-  const where = `${String(mapped.host)}:${String(mapped.port ?? port)}`;
+  // hpagent writes `CONNECT ${host}:${port}`: an IPv6 address needs its brackets there, and TLS
+  // (which checks an IP-literal host against the certificate) must then see it without them.
+  const v6 = String(mapped.host).includes(':');
+  const bracketed = v6
+    ? {
+        host: `[${String(mapped.host)}]`,
+        checkServerIdentity: (name: string, cert: tls.PeerCertificate) =>
+          tls.checkServerIdentity(name.replace(/^\[(.*)\]$/, '$1'), cert),
+      }
+    : {};
+  const where = `${v6 ? `[${String(mapped.host)}]` : String(mapped.host)}:${String(mapped.port ?? port)}`;
   // hpagent puts `timeout` on its CONNECT request; the TLS socket it then makes gets it too,
   // as an idle timer, which got's own timeouts replace: it is cleared once connected.
-  tunnel({ ...mapped, timeout: route.connectTimeoutMs }, (error, socket) => {
+  tunnel({ ...mapped, ...bracketed, timeout: route.connectTimeoutMs }, (error, socket) => {
     if (error) return callback(proxyError(proxy, where, error), socket);
     socket.setTimeout(0);
     callback(null, socket);
@@ -98,7 +111,7 @@ function connect(
 class MappedHttpsAgent extends HttpsProxyAgent {
   readonly #route: Route;
   constructor(options: https.AgentOptions, route: Route) {
-    super({ ...options, proxy: route.proxy?.url ?? 'http://unused.invalid' });
+    super({ ...options, proxy: route.proxy?.url ?? NO_PROXY_URL });
     this.#route = route;
   }
   // Node calls createConnection(options, callback); the base one adds TLS session reuse.
@@ -117,7 +130,7 @@ class MappedHttpsAgent extends HttpsProxyAgent {
 class MappedHttpAgent extends HttpProxyAgent {
   readonly #route: Route;
   constructor(options: http.AgentOptions, route: Route) {
-    super({ ...options, proxy: route.proxy?.url ?? 'http://unused.invalid' });
+    super({ ...options, proxy: route.proxy?.url ?? NO_PROXY_URL });
     this.#route = route;
   }
   override createConnection(options: ConnectOptions, callback?: Callback): Socket {
