@@ -213,6 +213,9 @@ test("dockerd's registry-mirrors form (curl): root ping, default registry, ns, r
     '/dev/null',
   ]);
   assert.equal(cached.status, 200, cached.head);
+  const tag = await curl(h, `${drp.url}/v2/team/app/manifests/v1?ns=${named}`);
+  assert.equal(tag.status, 200, 'the tag manifest from the cache');
+  assert.equal(tag.header('docker-content-digest'), image.manifestDigest);
 });
 
 test('MIRROR_TLS_PORT: the same mirror over TLS with a leaf from drp CA', async (t) => {
@@ -241,4 +244,42 @@ test('MIRROR_TLS_PORT: the same mirror over TLS with a leaf from drp CA', async 
     `http://127.0.0.1:${drp.port}/healthz`,
   ]);
   assert.equal(proxied.stdout, '400');
+});
+
+test('a registry with Basic auth: its 401 reaches a mirror client unchanged; AUTH_REGISTRIES is injected as for intercepted traffic', async (t) => {
+  const h = createHarness(t);
+  const ca = await h.testCA();
+  const registry = await h.startRegistry({
+    names: ['registry.test'],
+    auth: { username: 'svc', password: 'pw-1' },
+  });
+  const image = await h.createImage({ layers: [100_000] });
+  await registry.push(image, 'private/app:v1');
+  const env = {
+    REGISTRIES: registry.namedHostPort,
+    UPSTREAM_MAPPINGS: 'registry.test=127.0.0.1',
+    UPSTREAM_CA_FILE: ca.certPath,
+  };
+  const url = (drp: { url: string }) => `${drp.url}/v2/private/app/manifests/v1?ns=${registry.namedHostPort}`;
+  const plain = await startDrp(h, {
+    env: { ...env, CACHE_DIR: h.tempDir('cache'), CA_DIR: h.tempDir('ca') },
+  });
+  const denied = await curl(h, url(plain));
+  assert.equal(denied.status, 401, denied.head);
+  assert.match(denied.header('www-authenticate') ?? '', /^Basic realm=/);
+  const own = await curl(h, url(plain), ['-u', 'svc:pw-1']);
+  assert.equal(own.status, 200, own.head);
+
+  const injecting = await startDrp(h, {
+    env: {
+      ...env,
+      AUTH_REGISTRIES: 'registry.test:svc:pw-1',
+      CACHE_DIR: h.tempDir('cache'),
+      CA_DIR: h.tempDir('ca'),
+    },
+  });
+  const served = await curl(h, url(injecting));
+  assert.equal(served.status, 200, served.head);
+  assert.equal(served.header('docker-content-digest'), image.manifestDigest);
+  assert.ok(!injecting.output().includes('pw-1'));
 });

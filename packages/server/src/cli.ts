@@ -11,8 +11,17 @@
 import { isCaError, loadOrCreateCA, rotateCA } from '@drp/ca';
 import createDebug from 'debug';
 import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
-import { ConfigError, DEFAULTS, FLAGS, loadConfig, parseFlags, type ServerConfig } from './config.js';
+import {
+  ConfigError,
+  DEFAULTS,
+  FLAGS,
+  isIntercepted,
+  loadConfig,
+  parseFlags,
+  type ServerConfig,
+} from './config.js';
 import { onShutdownSignals } from './lifecycle.js';
+import { registryTarget } from './mirror.js';
 import { createProxy, type DrpProxy } from './proxy.js';
 import { VERSION } from './version.js';
 
@@ -77,6 +86,13 @@ function printStartup(log: AccessLog, config: ServerConfig, info: Record<string,
     log.event(
       'notice',
       `upstream connections go ${route}; HTTPS_PROXY/HTTP_PROXY in drp's environment are ignored on purpose (they often point at drp itself)${envProxy.length > 0 ? `: ${envProxy.join(', ')} set and not used` : ''}`,
+    );
+  }
+  const mirrorDefault = registryTarget(config.mirrorDefaultRegistry);
+  if (!mirrorDefault || !isIntercepted(config.registries, mirrorDefault.host, mirrorDefault.port)) {
+    log.event(
+      'notice',
+      `MIRROR_DEFAULT_REGISTRY ${config.mirrorDefaultRegistry} is not in REGISTRIES: mirror requests without ?ns= or a registry prefix get 404`,
     );
   }
   if (config.compat.caSerialFile) {
