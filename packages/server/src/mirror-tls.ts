@@ -16,6 +16,8 @@ export interface MirrorTlsOptions {
   /** A context presenting drp's leaf for `name` (@drp/ca). */
   secureContext(name: string): Promise<SecureContext>;
   handle(req: IncomingMessage, res: ServerResponse): void;
+  /** False for a new client while drp shuts down. */
+  accepts(socket: Socket): boolean;
   readonly clientHeaderMs: number;
   readonly keepAliveMs: number;
 }
@@ -45,6 +47,10 @@ export function createMirrorTlsServer(options: MirrorTlsOptions): MirrorTlsServe
   const sockets = new Set<Socket>();
 
   const outer = net.createServer((raw) => {
+    if (!options.accepts(raw)) {
+      raw.destroy();
+      return;
+    }
     sockets.add(raw);
     raw.once('close', () => sockets.delete(raw));
     raw.on('error', (error) => debug('TLS mirror client: %s', error.message));

@@ -58,6 +58,8 @@ export interface MitmServer {
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Serves a request that arrived on another listener (MIRROR_TLS_PORT) like one on the proxy port. */
   request(req: IncomingMessage, res: ServerResponse): void;
+  /** False for a new client while shutting down (see shutdown), for other listeners too. */
+  accepts(socket: Socket): boolean;
   /** Requests being served plus open tunnels, right now. */
   readonly activeRequests: number;
   readonly openTunnels: number;
@@ -182,6 +184,7 @@ export function createMitmServer(options: MitmFrontOptions): MitmServer {
       return caDir;
     },
     request: (req, res) => dispatcher.request(req, res),
+    accepts: (socket) => dispatcher.accepts(socket),
     get activeRequests() {
       return dispatcher.activeRequests;
     },

@@ -259,6 +259,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
         mirrorTls = createMirrorTlsServer({
           secureContext: (name) => ca.secureContext(name),
           handle: (req, res) => mitm.request(req, res),
+          accepts: (socket) => mitm.accepts(socket),
           clientHeaderMs: config.timeouts.clientHeaderMs,
           keepAliveMs: config.timeouts.keepAliveMs,
         });
