@@ -1,7 +1,9 @@
 // @drp/core mounted into a custom server: a pull-through mirror for containerd without any
 // TLS interception (the original's users' #150). containerd's hosts.toml sends mirror
 // requests as `/v2/<name>/...?ns=<registry>`; the registry comes from `ns`, the cache does the
-// rest (blobs by digest, single upstream fetch, tag tiers, credentials).
+// rest (blobs by digest, single upstream fetch, tag tiers, credentials). The daemon itself is
+// such a mirror on its own port (docs/clients/mirror.md); this is the library way, for a server
+// of your own.
 //
 //   node --import tsx examples/containerd-mirror.ts              (after `pnpm build`)
 //

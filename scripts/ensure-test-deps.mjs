@@ -14,6 +14,8 @@ const REQUIRED = {
   openssl: 'openssl',
   curl: 'curl',
   iproute2: 'ip',
+  // A corporate proxy for UPSTREAM_PROXY tests (with basic_ncsa_auth).
+  squid: 'squid',
 };
 
 function onPath(command) {

@@ -143,7 +143,8 @@ async function refusePush(ctx: RequestContext): Promise<void> {
 export async function createRegistryCache(options: RegistryCacheOptions): Promise<RegistryCache> {
   const resolved = resolveOptions(options);
   const events = new CacheEvents(randomUUID());
-  const upstream = new UpstreamClient(resolved.upstream);
+  const credentials = new Credentials(resolved.credentials);
+  const upstream = new UpstreamClient(resolved.upstream, credentials);
   // A hundredth of the cache (1-64 MiB) for the tag index; its bytes count in the cap too.
   const tags = new TagIndex(resolved.cacheDir, {
     maxEntries: 100_000,
@@ -169,7 +170,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
   const services: Services = {
     options: resolved,
     upstream,
-    credentials: new Credentials(resolved.credentials),
+    credentials,
     events,
     blobs: blobStore,
     flights,

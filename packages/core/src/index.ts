@@ -60,4 +60,10 @@ export {
 export type { AccessCheckMode } from './store/content-kind.js';
 export { parseDuration, parseSize } from './units.js';
 export { endToEndHeaders } from './upstream/headers.js';
+export {
+  type NoProxy,
+  parseNoProxy,
+  parseUpstreamProxy,
+  type UpstreamProxy,
+} from './upstream/proxy.js';
 export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';

@@ -7,6 +7,7 @@ import { DrpError } from './api/errors.js';
 import { createDestinationGuard, type DestinationGuard } from './net/destination-guard.js';
 import type { AccessCheckMode } from './store/content-kind.js';
 import { parseDuration, parseSize } from './units.js';
+import { type NoProxy, parseNoProxy, parseUpstreamProxy, type UpstreamProxy } from './upstream/proxy.js';
 import { parseHostPort } from './upstream/target.js';
 
 /** A size in bytes, or nginx-style text such as `32g`. */
@@ -69,6 +70,14 @@ export interface UpstreamOptions {
   blockedDestinations?: readonly string[];
   /** Names exempt from `blockedDestinations` (`host`, `host:port`, `host:*`); mapped hosts always are. */
   exemptDestinations?: readonly string[];
+  /**
+   * An HTTP proxy every upstream connection (registries, token servers, redirect targets) goes
+   * through with CONNECT: `http://[user:password@]host:port`. TLS stays end to end. Default none;
+   * the process's HTTPS_PROXY / HTTP_PROXY are never read.
+   */
+  proxy?: string;
+  /** Hosts reached directly despite `proxy`, with curl's NO_PROXY rules (`a.example,.corp,10.0.0.0/8`). */
+  noProxy?: string;
 }
 
 export interface RegistryCacheOptions {
@@ -115,6 +124,8 @@ export interface ResolvedUpstream {
   readonly staleTimeoutMs: number;
   readonly maxRedirects: number;
   readonly destinations: DestinationGuard;
+  readonly proxy: UpstreamProxy | undefined;
+  readonly noProxy: NoProxy;
 }
 
 export interface ResolvedOptions {
@@ -240,6 +251,11 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
   if (!Number.isInteger(up.maxRedirects) || up.maxRedirects < 0) {
     throw invalid('upstream.maxRedirects', 'a non-negative integer', up.maxRedirects);
   }
+  const proxy = up.proxy === undefined || up.proxy.trim() === '' ? undefined : parseUpstreamProxy(up.proxy);
+  // The URL may carry a password: never echoed.
+  if (typeof proxy === 'string') throw invalid('upstream.proxy', proxy, '<redacted>');
+  const noProxy = parseNoProxy(up.noProxy ?? '');
+  if (typeof noProxy === 'string') throw invalid('upstream.noProxy', noProxy, up.noProxy);
 
   let destinations: DestinationGuard;
   try {
@@ -284,6 +300,8 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
       staleTimeoutMs: duration('upstream.staleTimeout', up.staleTimeout),
       maxRedirects: up.maxRedirects,
       destinations,
+      proxy,
+      noProxy,
     }),
     now: options.now ?? Date.now,
   });

@@ -12,7 +12,8 @@ export type LogFormat = 'json' | 'text';
 export type LineSink = (line: string) => void;
 
 export interface AccessLog {
-  request(outcome: RequestOutcome, client: string): void;
+  /** `extra`: fields appended to the line (e.g. `upstream_proxy` when that proxy failed). */
+  request(outcome: RequestOutcome, client: string, extra?: Readonly<Record<string, string>>): void;
   tunnel(record: TunnelRecord): void;
   forward(record: ForwardRecord): void;
   /** A lifecycle or operational line: `type` is e.g. `startup`, `shutdown`, `warning`. */
@@ -33,9 +34,12 @@ export function createAccessLog(
   const time = () => now().toISOString();
   if (format === 'text') {
     return {
-      request(o, client) {
+      request(o, client, extra) {
         const upstream = o.upstreamMs === undefined ? '-' : `${o.upstreamMs}ms`;
-        const flags = `${o.error ? ` error=${o.error}` : ''}${o.aborted ? ' aborted' : ''}`;
+        const more = Object.entries(extra ?? {})
+          .map(([k, v]) => ` ${k}=${v}`)
+          .join('');
+        const flags = `${o.error ? ` error=${o.error}` : ''}${o.aborted ? ' aborted' : ''}${more}`;
         sink(
           `${time()} ${o.cacheStatus.padEnd(11)} ${o.status} ${o.method} ${o.registry}${o.path} ${o.requestType} ${o.bytes}B upstream=${upstream} total=${o.totalMs}ms client=${client}${flags}\n`,
         );
@@ -62,7 +66,7 @@ export function createAccessLog(
     };
   }
   return {
-    request(o, client) {
+    request(o, client, extra) {
       // Field names follow the original's JSON log where it has one.
       sink(
         jsonLine({
@@ -80,6 +84,7 @@ export function createAccessLog(
           request_time: seconds(o.totalMs),
           ...(o.error ? { error: o.error } : {}),
           ...(o.aborted ? { aborted: true } : {}),
+          ...extra,
         }),
       );
     },

@@ -11,8 +11,17 @@
 import { isCaError, loadOrCreateCA, rotateCA } from '@drp/ca';
 import createDebug from 'debug';
 import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
-import { ConfigError, DEFAULTS, FLAGS, loadConfig, parseFlags, type ServerConfig } from './config.js';
+import {
+  ConfigError,
+  DEFAULTS,
+  FLAGS,
+  isIntercepted,
+  loadConfig,
+  parseFlags,
+  type ServerConfig,
+} from './config.js';
 import { onShutdownSignals } from './lifecycle.js';
+import { registryTarget } from './mirror.js';
 import { createProxy, type DrpProxy } from './proxy.js';
 import { VERSION } from './version.js';
 
@@ -49,6 +58,13 @@ function usage(): string {
     "allows every port REGISTRIES names (`*`: any); BLOCKED_DESTINATIONS also holds the proxy's",
     'own addresses unless set (empty: none); REGISTRIES and UPSTREAM_MAPPINGS hosts are exempt.',
     '',
+    'Mirror mode: /v2/... requests sent to drp itself (containerd hosts.toml, podman',
+    'registries.conf mirrors, dockerd registry-mirrors) are served from the cache too, for the',
+    'registry in ?ns=, a registry-host path prefix, or MIRROR_DEFAULT_REGISTRY (docs/clients/mirror.md).',
+    '',
+    "drp's own upstream connections use UPSTREAM_PROXY only: HTTPS_PROXY and HTTP_PROXY in drp's",
+    'environment are ignored on purpose (they often point at drp itself).',
+    '',
   ].join('\n');
 }
 
@@ -62,8 +78,27 @@ function printStartup(log: AccessLog, config: ServerConfig, info: Record<string,
   const url = String(info.url);
   log.event(
     'hint',
-    `point clients at the proxy: HTTPS_PROXY=${url} HTTP_PROXY=${url} (from other machines use this host's address), trust ${url}/ca.crt; dockerd on systemd: curl -fsSL ${url}/setup/systemd | sudo sh`,
+    `point clients at the proxy: HTTPS_PROXY=${url} HTTP_PROXY=${url} (from other machines use this host's address), trust ${url}/ca.crt; dockerd on systemd: curl -fsSL ${url}/setup/systemd | sudo sh; or, with no CA, use ${url} as a registry mirror (docs/clients/mirror.md)`,
   );
+  // Parsed by core: `display` never carries the password.
+  const upstreamProxy = info.upstream_proxy;
+  const envProxy = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].filter((n) => process.env[n]);
+  if (upstreamProxy || envProxy.length > 0) {
+    const route = upstreamProxy
+      ? `through UPSTREAM_PROXY ${String(upstreamProxy)}`
+      : 'direct (no UPSTREAM_PROXY)';
+    log.event(
+      'notice',
+      `upstream connections go ${route}; HTTPS_PROXY/HTTP_PROXY in drp's environment are ignored on purpose (they often point at drp itself)${envProxy.length > 0 ? `: ${envProxy.join(', ')} set and not used` : ''}`,
+    );
+  }
+  const mirrorDefault = registryTarget(config.mirrorDefaultRegistry);
+  if (!mirrorDefault || !isIntercepted(config.registries, mirrorDefault.host, mirrorDefault.port)) {
+    log.event(
+      'notice',
+      `MIRROR_DEFAULT_REGISTRY ${config.mirrorDefaultRegistry} is not in REGISTRIES: mirror requests without ?ns= or a registry prefix get 404`,
+    );
+  }
   if (config.compat.caSerialFile) {
     log.event('notice', 'CA_SRL_FILE is accepted but unused: drp issues random serial numbers');
   }
@@ -203,5 +238,9 @@ async function serve(
     manifest_cache: config.manifestCache.enabled,
     allow_push: config.allowPush,
     metrics: config.metrics,
+    mirror_default_registry: config.mirrorDefaultRegistry,
+    mirror_tls_port: proxy.mirrorTlsAddress?.port,
+    upstream_proxy: proxy.cache.options.upstream.proxy?.display,
+    upstream_no_proxy: config.upstreamProxy ? config.upstreamNoProxy || undefined : undefined,
   });
 }

@@ -17,7 +17,9 @@ import {
   parseAuthRegistries,
   parseDuration,
   parseHostPort,
+  parseNoProxy,
   parseSize,
+  parseUpstreamProxy,
   type RegistryCredential,
   splitList,
 } from '@drp/core';
@@ -135,6 +137,18 @@ export const DEFAULTS = Object.freeze({
    * proxy's own addresses); empty: none. Names in REGISTRIES / UPSTREAM_MAPPINGS are exempt.
    */
   BLOCKED_DESTINATIONS: '127.0.0.0/8,::1/128,0.0.0.0/8,169.254.0.0/16,fe80::/10',
+  /**
+   * `http://[user:password@]host:port`: drp's own upstream connections (registries, token
+   * servers, CDN redirects) go through this proxy with CONNECT. HTTPS_PROXY / HTTP_PROXY in
+   * drp's environment are ignored on purpose (they often point at drp itself).
+   */
+  UPSTREAM_PROXY: undefined,
+  /** Hosts reached without UPSTREAM_PROXY, curl's NO_PROXY rules: `a.example,.corp,10.0.0.0/8`. */
+  UPSTREAM_NO_PROXY: '',
+  /** Mirror mode: the registry of a `/v2/...` request with neither `?ns=` nor a host prefix. */
+  MIRROR_DEFAULT_REGISTRY: 'docker.io',
+  /** Mirror mode over TLS (leaf from drp's CA) on this port too; unset: plain HTTP only. */
+  MIRROR_TLS_PORT: undefined,
 } as const satisfies Record<string, string | undefined>);
 
 export type VariableName = keyof typeof DEFAULTS;
@@ -185,6 +199,12 @@ export interface ServerConfig {
   readonly verifyTls: boolean;
   readonly upstreamCaFile: string | undefined;
   readonly upstreamMappings: Readonly<Record<string, string>>;
+  /** UPSTREAM_PROXY as given (it may hold a password); core parses it again. */
+  readonly upstreamProxy: string | undefined;
+  readonly upstreamNoProxy: string;
+  /** MIRROR_DEFAULT_REGISTRY as `host` or `host:port` (`docker.io` for Docker Hub). */
+  readonly mirrorDefaultRegistry: string;
+  readonly mirrorTlsPort: number | undefined;
   readonly disableIpv6: boolean;
   readonly timeouts: Timeouts;
   readonly logFormat: 'json' | 'text';
@@ -251,9 +271,10 @@ const EMPTY_IS_VALUE = new Set<string>([
   'AUTH_REGISTRIES',
   'UPSTREAM_MAPPINGS',
   'BLOCKED_DESTINATIONS',
+  'UPSTREAM_NO_PROXY',
 ]);
 /** Never echo these values in an error. */
-const SECRET = new Set<string>(['AUTH_REGISTRIES', 'CA_KEY_PASSPHRASE', 'PROXY_AUTH']);
+const SECRET = new Set<string>(['AUTH_REGISTRIES', 'CA_KEY_PASSPHRASE', 'PROXY_AUTH', 'UPSTREAM_PROXY']);
 
 function shown(name: string, value: string): string {
   return SECRET.has(name)
@@ -401,6 +422,22 @@ const accessors = {
     const colon = value.indexOf(':');
     if (colon <= 0 || colon === value.length - 1) return expected('user:password');
     return { username: value.slice(0, colon), password: value.slice(colon + 1) };
+  },
+  asUpstreamProxy(value: string): string {
+    const parsed = parseUpstreamProxy(value);
+    if (typeof parsed === 'string') return expected(parsed);
+    return value.trim();
+  },
+  asNoProxy(value: string): string {
+    const parsed = parseNoProxy(value);
+    if (typeof parsed === 'string') return expected(parsed);
+    return value.trim();
+  },
+  asRegistryHost(value: string): string {
+    const v = value.trim().toLowerCase();
+    if (!parseHostPort(v) || /^https?:/.test(v))
+      return expected('a registry host such as docker.io or ghcr.io');
+    return v;
   },
 };
 
@@ -556,6 +593,10 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     verifyTls: read('VERIFY_SSL', (v) => v.asFlag()),
     upstreamCaFile,
     upstreamMappings: Object.freeze(read<Record<string, string>>('UPSTREAM_MAPPINGS', (v) => v.asMappings())),
+    upstreamProxy: read<string | undefined>('UPSTREAM_PROXY', (v) => v.asUpstreamProxy()),
+    upstreamNoProxy: read<string>('UPSTREAM_NO_PROXY', (v) => v.asNoProxy()),
+    mirrorDefaultRegistry: read<string>('MIRROR_DEFAULT_REGISTRY', (v) => v.asRegistryHost()),
+    mirrorTlsPort: read<number | undefined>('MIRROR_TLS_PORT', (v) => v.asListenPort()),
     disableIpv6,
     timeouts,
     logFormat: read('LOG_FORMAT', (v) => v.asLogFormat()),

@@ -10,6 +10,7 @@
  *   CONNECT host:port, other        ->  raw TCP tunnel, bytes untouched, logged when it closes.
  *   GET http://host/... (absolute)  ->  intercepted host: served by the registry handler;
  *                                       other: forwarded with backpressure.
+ *   GET /v2/... (origin-form)       ->  mirror mode (mirror.ts), when onMirrorRequest is set.
  *   GET /path (origin-form)         ->  drp's own endpoints (or 404); never proxied, so no loop.
  *
  * Every CONNECT, absolute-form and endpoint request is first admitted (front/admission.ts:
@@ -28,6 +29,8 @@ import type { Admission, AdmissionKind, Refusal } from './front/admission.js';
 import { parseAbsoluteTarget, parseConnectTarget } from './front/target.js';
 
 export { parseConnectTarget };
+
+import { isMirrorPath } from './mirror.js';
 
 const debug = createDebug('drp:mitm');
 const debugTunnel = createDebug('drp:tunnel');
@@ -91,6 +94,8 @@ export interface MitmOptions {
   onRegistryRequest(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget): void;
   /** An origin-form request to the proxy itself (`/`, `/ca.crt`, ...). */
   onDirectRequest(req: IncomingMessage, res: ServerResponse): void;
+  /** An origin-form `/v2/...` request: mirror mode (mirror.ts). */
+  onMirrorRequest?(req: IncomingMessage, res: ServerResponse): void;
   onTunnel(record: TunnelRecord): void;
   onForward(record: ForwardRecord): void;
   onRefused(record: RefusedRecord): void;
@@ -342,7 +347,15 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
     track(req, res);
     const url = req.url ?? '/';
     if (url.startsWith('/')) {
-      admitted(req, res, 'endpoint', url.split('?')[0] ?? '/', () => options.onDirectRequest(req, res));
+      const path = url.split('?')[0] ?? '/';
+      const mirror = options.onMirrorRequest;
+      if (mirror && isMirrorPath(url)) {
+        // Mirror mode: the same admission as proxy requests (ALLOWED_CLIENTS, PROXY_AUTH).
+        admitted(req, res, 'mirror', path, () => {
+          watchStalls(req, res, timeouts.sendMs, timeouts.clientBodyMs);
+          mirror(req, res);
+        });
+      } else admitted(req, res, 'endpoint', path, () => options.onDirectRequest(req, res));
       return;
     }
     const parsed = parseAbsoluteTarget(url);

@@ -24,7 +24,7 @@
  */
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +57,10 @@ export interface MitmServer {
   /** The directory http-mitm-proxy's unused CA lives in, once listening. */
   readonly sslCaDir: string | undefined;
   listen(port: number, host: string): Promise<AddressInfo>;
+  /** Serves a request that arrived on another listener (MIRROR_TLS_PORT) like one on the proxy port. */
+  request(req: IncomingMessage, res: ServerResponse): void;
+  /** False for a new client while shutting down (see shutdown), for other listeners too. */
+  accepts(socket: Socket): boolean;
   /** Requests being served plus open tunnels, right now. */
   readonly activeRequests: number;
   readonly openTunnels: number;
@@ -180,6 +184,8 @@ export function createMitmServer(options: MitmFrontOptions): MitmServer {
     get sslCaDir() {
       return caDir;
     },
+    request: (req, res) => dispatcher.request(req, res),
+    accepts: (socket) => dispatcher.accepts(socket),
     get activeRequests() {
       return dispatcher.activeRequests;
     },

@@ -27,6 +27,8 @@ import { createAdmission } from './front/admission.js';
 import { blockedDestinationsFor, exemptNames, tunnelPortsFor } from './front/egress.js';
 import { createCredentialCheck } from './front/proxy-auth.js';
 import { createMetrics, type ProxyMetrics } from './metrics.js';
+import { createMirror } from './mirror.js';
+import { createMirrorTlsServer, type MirrorTlsServer } from './mirror-tls.js';
 import { createMitmServer, type MitmServer } from './mitm.js';
 import { VERSION } from './version.js';
 
@@ -46,6 +48,8 @@ export interface DrpProxy {
   readonly cache: RegistryCache;
   /** Set once listening. */
   readonly address: AddressInfo | undefined;
+  /** The MIRROR_TLS_PORT listener's address, once listening (undefined when not configured). */
+  readonly mirrorTlsAddress: AddressInfo | undefined;
   /** `http://host:port` a client on this machine can use (loopback for a wildcard bind). */
   readonly url: string;
   readonly draining: boolean;
@@ -83,6 +87,7 @@ export function cacheOptionsFrom(
       blockedDestinations: blockedDestinationsFor(config),
       // Mapped names are exempt in core already; registries are exempt on their ports.
       exemptDestinations: exemptNames(config.registries, {}),
+      ...(config.upstreamProxy ? { proxy: config.upstreamProxy, noProxy: config.upstreamNoProxy } : {}),
     },
   };
 }
@@ -175,20 +180,34 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     return a.startsWith('::ffff:') ? a.slice(7) : a;
   };
 
+  // Which upstream proxy failed, for the log line; parsed by core, so never with its password.
+  const shownProxy = cache.options.upstream.proxy?.display;
+  const proxyField = shownProxy ? { upstream_proxy: shownProxy } : undefined;
+  const onRegistryRequest = (req: IncomingMessage, res: ServerResponse, target: UpstreamTarget) => {
+    const client = clientOf(req);
+    cache.handle(req, res, target).then(
+      (outcome) => {
+        log?.request(outcome, client, outcome.error === 'DRP_UPSTREAM_PROXY' ? proxyField : undefined);
+        metrics?.request(outcome);
+      },
+      (error: unknown) => debug('handle failed: %s', (error as Error).message),
+    );
+  };
+  const mirror = createMirror({
+    intercepts: (host, port) => isIntercepted(config.registries, host, port, 'https'),
+    defaultRegistry: config.mirrorDefaultRegistry,
+    serve: onRegistryRequest,
+    answered: (outcome, req) => log?.request(outcome, clientOf(req)),
+  });
+  let mirrorTls: MirrorTlsServer | undefined;
+  let mirrorTlsAddress: AddressInfo | undefined;
+
   const mitm: MitmServer = createMitmServer({
     intercepts: (host, port, scheme) => isIntercepted(config.registries, host, port, scheme),
     secureContext: (name) => ca.secureContext(name),
-    onRegistryRequest(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget) {
-      const client = clientOf(req);
-      cache.handle(req, res, target).then(
-        (outcome) => {
-          log?.request(outcome, client);
-          metrics?.request(outcome);
-        },
-        (error: unknown) => debug('handle failed: %s', (error as Error).message),
-      );
-    },
+    onRegistryRequest,
     onDirectRequest: endpoints,
+    onMirrorRequest: mirror,
     onTunnel(record) {
       log?.tunnel(record);
       metrics?.tunnel(record);
@@ -243,6 +262,9 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     get address() {
       return address;
     },
+    get mirrorTlsAddress() {
+      return mirrorTlsAddress;
+    },
     get url() {
       if (!address) throw new Error('the proxy is not listening yet');
       return loopbackUrl(address);
@@ -260,12 +282,23 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
         debug('IPv6 unavailable (%s): listening on 0.0.0.0', code);
         address = await mitm.listen(config.port, '0.0.0.0');
       }
+      if (config.mirrorTlsPort !== undefined) {
+        mirrorTls = createMirrorTlsServer({
+          secureContext: (name) => ca.secureContext(name),
+          handle: (req, res) => mitm.request(req, res),
+          accepts: (socket) => mitm.accepts(socket),
+          clientHeaderMs: config.timeouts.clientHeaderMs,
+          keepAliveMs: config.timeouts.keepAliveMs,
+        });
+        mirrorTlsAddress = await mirrorTls.listen(config.mirrorTlsPort, address.address);
+      }
       return address;
     },
     close(graceMs = config.timeouts.shutdownMs) {
       closing ??= (async () => {
         draining = true;
         await mitm.shutdown(graceMs, Math.min(1000, graceMs));
+        await mirrorTls?.close();
         await cache.close();
         ca.close();
         metrics?.close();

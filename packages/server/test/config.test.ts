@@ -266,3 +266,46 @@ describe('address resolver (UPSTREAM_MAPPINGS for tunnels)', () => {
     assert.deepEqual(resolve('other.test', 443), { host: 'other.test', port: 443 });
   });
 });
+
+describe('UPSTREAM_PROXY, UPSTREAM_NO_PROXY and mirror mode', () => {
+  it('reads them, passes the proxy to core, and never echoes the proxy URL (it may hold a password)', () => {
+    const c = load({
+      UPSTREAM_PROXY: 'http://u:SECRET@proxy.corp:3128',
+      UPSTREAM_NO_PROXY: '.corp,10.0.0.0/8',
+    });
+    assert.equal(c.upstreamProxy, 'http://u:SECRET@proxy.corp:3128');
+    const upstream = cacheOptionsFrom(c, []).upstream;
+    assert.equal(upstream?.proxy, 'http://u:SECRET@proxy.corp:3128');
+    assert.equal(upstream?.noProxy, '.corp,10.0.0.0/8');
+    assert.equal(cacheOptionsFrom(load(), []).upstream?.proxy, undefined);
+    for (const value of [
+      'https://u:SECRET@proxy:3128',
+      'u:SECRET@proxy:3128',
+      'http://u:SECRET@proxy:3128/path',
+    ]) {
+      assert.throws(
+        () => load({ UPSTREAM_PROXY: value }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError);
+          assert.match(e.message, /^invalid UPSTREAM_PROXY: expected an http:/);
+          assert.doesNotMatch(e.message, /SECRET/);
+          return true;
+        },
+      );
+    }
+    rejects({ UPSTREAM_NO_PROXY: 'a.example,bad host' }, /invalid UPSTREAM_NO_PROXY/);
+    rejects({ UPSTREAM_NO_PROXY: '10.0.0.0/40' }, /invalid UPSTREAM_NO_PROXY: expected a CIDR/);
+  });
+
+  it('MIRROR_DEFAULT_REGISTRY defaults to docker.io; MIRROR_TLS_PORT is off unless set', () => {
+    assert.equal(load().mirrorDefaultRegistry, 'docker.io');
+    assert.equal(load().mirrorTlsPort, undefined);
+    assert.equal(
+      load({ MIRROR_DEFAULT_REGISTRY: 'Registry.Test:5000' }).mirrorDefaultRegistry,
+      'registry.test:5000',
+    );
+    assert.equal(load({ MIRROR_TLS_PORT: '5443' }).mirrorTlsPort, 5443);
+    rejects({ MIRROR_DEFAULT_REGISTRY: 'https://ghcr.io' }, /invalid MIRROR_DEFAULT_REGISTRY/);
+    rejects({ MIRROR_TLS_PORT: 'x' }, /invalid MIRROR_TLS_PORT/);
+  });
+});

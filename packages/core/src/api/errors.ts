@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   DRP_DESTINATION_BLOCKED: { status: 502, oci: 'UNKNOWN' },
   /** Upstream redirected from https to http. */
   DRP_REDIRECT_REFUSED: { status: 502, oci: 'UNKNOWN' },
+  /** The upstream (corporate) proxy is down, refused the CONNECT or wants credentials. */
+  DRP_UPSTREAM_PROXY: { status: 502, oci: 'UNKNOWN' },
   DRP_CACHE_IO: { status: 500, oci: 'UNKNOWN' },
   DRP_CONFIG_INVALID: { status: 500, oci: 'UNKNOWN' },
   DRP_INTERNAL: { status: 500, oci: 'UNKNOWN' },

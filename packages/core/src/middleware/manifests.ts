@@ -60,6 +60,7 @@ const STALE_ERRORS = new Set([
   'DRP_UPSTREAM_PROTOCOL',
   'DRP_UPSTREAM_TRUNCATED',
   'DRP_TOO_MANY_REDIRECTS',
+  'DRP_UPSTREAM_PROXY',
 ]);
 
 /** The manifest side of a cache instance: created once, owned by Services. */

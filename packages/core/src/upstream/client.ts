@@ -12,6 +12,9 @@ import got, { type Got, type Request as GotRequest, type PlainResponse } from 'g
 import { DrpError } from '../api/errors.js';
 import type { ResolvedUpstream } from '../options.js';
 import { createAgents, type UpstreamAgents } from './agents.js';
+import { BearerTokens, parseBearerChallenge } from './bearer.js';
+import type { Credentials } from './credentials.js';
+import { PROXY_ERROR_CODE } from './proxy.js';
 import { targetOrigin, type UpstreamTarget } from './target.js';
 
 const debug = createDebug('drp:upstream');
@@ -51,9 +54,14 @@ export class UpstreamClient {
   readonly #got: Got;
   readonly #agents: UpstreamAgents;
   readonly #options: ResolvedUpstream;
+  readonly #tokens: BearerTokens | undefined;
 
-  constructor(options: ResolvedUpstream) {
+  /** `credentials`: for the token realms of targets with `tokens: 'drp'` (see bearer.ts). */
+  constructor(options: ResolvedUpstream, credentials?: Credentials) {
     this.#options = options;
+    this.#tokens = credentials
+      ? new BearerTokens(credentials, (target, path, headers) => this.#fetchText(target, path, headers))
+      : undefined;
     this.#agents = createAgents(options);
     this.#got = got.extend({
       agent: { http: this.#agents.http, https: this.#agents.https },
@@ -70,7 +78,49 @@ export class UpstreamClient {
   }
 
   /** Sends a request; resolves when response headers arrive, rejects with a DrpError before that. */
-  request(target: UpstreamTarget, request: UpstreamRequest): Promise<UpstreamResponse> {
+  async request(target: UpstreamTarget, request: UpstreamRequest): Promise<UpstreamResponse> {
+    const response = await this.#send(target, request);
+    if (response.status !== 401 || target.tokens !== 'drp' || !this.#tokens) return response;
+    const method = request.method.toUpperCase();
+    if (
+      (method !== 'GET' && method !== 'HEAD') ||
+      request.body ||
+      request.headers?.authorization !== undefined
+    ) {
+      return response;
+    }
+    const challenge = parseBearerChallenge(response.headers['www-authenticate']);
+    const token = challenge ? await this.#tokens.token(challenge) : undefined;
+    // No token: the registry's 401 goes to the client unchanged.
+    if (!token) return response;
+    response.abort();
+    return this.#send(target, {
+      ...request,
+      headers: { ...request.headers, authorization: `Bearer ${token}` },
+    });
+  }
+
+  /** One small GET, body as text (token requests). */
+  async #fetchText(
+    target: UpstreamTarget,
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; body: string }> {
+    const response = await this.#send(target, { method: 'GET', path, headers });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > 64 * 1024) {
+        response.abort();
+        break;
+      }
+      chunks.push(chunk);
+    }
+    return { status: response.status, body: Buffer.concat(chunks).toString('utf8') };
+  }
+
+  #send(target: UpstreamTarget, request: UpstreamRequest): Promise<UpstreamResponse> {
     const method = request.method.toUpperCase();
     const follow = request.followRedirects ?? (method === 'GET' || method === 'HEAD');
     const url = `${targetOrigin(target)}${request.path}`;
@@ -180,6 +230,10 @@ export function toDrpError(error: Error, target: UpstreamTarget): DrpError {
   if (code === 'DRP_REDIRECT_REFUSED') {
     const reason = (error.cause instanceof Error ? error.cause : error).message;
     return new DrpError('DRP_REDIRECT_REFUSED', `upstream ${where}: ${reason}`, { cause: error });
+  }
+  if (code === PROXY_ERROR_CODE) {
+    // The message names the proxy (without credentials) and what it did.
+    return new DrpError('DRP_UPSTREAM_PROXY', `${error.message} (for ${where})`, { cause: error });
   }
   if (error.name === 'TimeoutError' || code === 'ETIMEDOUT') {
     return new DrpError('DRP_UPSTREAM_TIMEOUT', `upstream ${where} timed out`, { cause: error });

@@ -4,6 +4,12 @@ export interface UpstreamTarget {
   readonly port: number;
   /** Default `https`. Plain `http` exists for registries reached by absolute-form proxy requests. */
   readonly protocol?: 'https' | 'http';
+  /**
+   * `drp`: a client that sends no credentials never saw this registry's challenge (mirror mode:
+   * drp answered its ping), so drp answers a Bearer 401 itself (upstream/bearer.ts). Default
+   * `client`: challenges go to the client, which fetches its own token.
+   */
+  readonly tokens?: 'client' | 'drp';
 }
 
 const DEFAULT_PORTS = { https: 443, http: 80 } as const;
