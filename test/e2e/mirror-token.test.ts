@@ -32,7 +32,9 @@ async function setup(t: TestContext, env: Record<string, string> = {}) {
   tokens.requests.length = 0;
   const drp = await startDrp(h, {
     env: {
-      REGISTRIES: 'registry.test',
+      // The realm is configured like auth.docker.io is for Docker Hub (a loopback address is a
+      // blocked destination unless configured).
+      REGISTRIES: `registry.test 127.0.0.1:${tokens.port}`,
       // A podman mirror prefix carries no port: registry.test is port 443, mapped to the registry.
       UPSTREAM_MAPPINGS: `registry.test:443=127.0.0.1:${registry.port}`,
       UPSTREAM_CA_FILE: ca.certPath,

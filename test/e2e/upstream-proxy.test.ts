@@ -151,7 +151,8 @@ test('token servers go through squid too: a mirror client without credentials, a
   const squid = await startSquid(h, { connectPorts: [registry.port, tokens.port] });
   const drp = await startDrp(h, {
     env: {
-      REGISTRIES: registry.namedHostPort,
+      // The token realm is configured, as auth.docker.io is for Docker Hub.
+      REGISTRIES: `${registry.namedHostPort} 127.0.0.1:${tokens.port}`,
       UPSTREAM_MAPPINGS: 'registry.test=127.0.0.1',
       UPSTREAM_CA_FILE: ca.certPath,
       UPSTREAM_PROXY: squid.url,
