@@ -14,6 +14,7 @@ import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
 import { ConfigError, DEFAULTS, FLAGS, loadConfig, parseFlags, type ServerConfig } from './config.js';
 import { onShutdownSignals } from './lifecycle.js';
 import { createProxy, type DrpProxy } from './proxy.js';
+import { formatRule } from './registries.js';
 import { VERSION } from './version.js';
 
 function usage(): string {
@@ -195,7 +196,7 @@ async function serve(
     ca_origin: proxy.ca.origin,
     ca_fingerprint: proxy.ca.fingerprint256,
     ca_not_after: proxy.ca.notAfter.toISOString(),
-    intercepting: config.registries.map((r) => (r.port === undefined ? r.host : `${r.host}:${r.port}`)),
+    intercepting: config.registries.map(formatRule),
     manifest_cache: config.manifestCache.enabled,
     allow_push: config.allowPush,
     metrics: config.metrics,
