@@ -101,7 +101,8 @@ describe('packed packages installed with npm', { timeout: 240_000 }, () => {
       env: PLAIN_ENV,
     });
     assert.match(help.stdout, /^drp-server \d+\.\d+\.\d+: a caching proxy for container registries/);
-    assert.match(help.stdout, /PROXY_SEND_TIMEOUT/);
+    assert.match(help.stdout, /PROXY_SEND_TIMEOUT differs from the original/);
+    assert.match(help.stdout, /\*\.domain/);
     const bin = join(consumer, 'node_modules/drp-server/bin/drp-server.js');
     const version = await h.run(process.execPath, [bin, '--version'], { cwd: consumer });
     assert.equal(version.stdout.trim(), (packed[0]?.manifest as { version: string }).version);

@@ -45,6 +45,10 @@ function usage(): string {
     '',
     'CACHE_DIR and CA_DIR default to /docker_mirror_cache and /ca when /docker_mirror_cache',
     'exists (the container image), and to ./.drp/cache and ./.drp/ca otherwise.',
+    'REGISTRIES entries are separated by spaces or commas: host, host:port, host:* or',
+    '*.domain (every host under domain).',
+    'PROXY_SEND_TIMEOUT differs from the original: drp waits that long for upstream response',
+    'headers (the original waited up to PROXY_READ_TIMEOUT, 900s in practice); set 900s for that.',
     '',
   ].join('\n');
 }
