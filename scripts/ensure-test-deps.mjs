@@ -14,6 +14,8 @@ const REQUIRED = {
   openssl: 'openssl',
   curl: 'curl',
   iproute2: 'ip',
+  // setpriv and unshare: the image entrypoint and /setup/systemd tests.
+  'util-linux': 'setpriv',
 };
 
 function onPath(command) {

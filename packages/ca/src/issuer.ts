@@ -5,7 +5,7 @@ import { certificateSubject } from './der.js';
 import { CaError } from './errors.js';
 import { Gate } from './gate.js';
 import { BACKDATE_MS, randomSerialBytes } from './generate.js';
-import { type IssuedCertificate, type IssuedEvent, MAX_LEAF_DAYS } from './issued.js';
+import type { IssuedCertificate, IssuedEvent } from './issued.js';
 import {
   exportPrivateKeyPem,
   exportSpki,
