@@ -14,7 +14,8 @@
 # (raise both together: `-e SHUTDOWN_TIMEOUT=60s --stop-timeout 70`).
 #
 # NODE_IMAGE: any Debian-based image with Node.js 24 on PATH, npm, and util-linux (setpriv);
-# e.g. a base bootstrapped locally where no registry can be reached.
+# e.g. a base bootstrapped locally where no registry can be reached (scripts/image-smoke.sh
+# does that, builds this file on it and runs the image with podman).
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 ARG PNPM_VERSION=12.4.2
