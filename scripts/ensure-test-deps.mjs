@@ -16,6 +16,8 @@ const REQUIRED = {
   iproute2: 'ip',
   // A corporate proxy for UPSTREAM_PROXY tests (with basic_ncsa_auth).
   squid: 'squid',
+  // setpriv and unshare: the image entrypoint and /setup/systemd tests.
+  'util-linux': 'setpriv',
 };
 
 function onPath(command) {

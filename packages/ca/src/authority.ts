@@ -8,7 +8,8 @@ import { type ValidatedCa, validateCa } from './certificate.js';
 import { CaError, isCaError } from './errors.js';
 import { checkKeyFileMode, ensurePrivateDir } from './files.js';
 import { createCaCertificate, defaultCommonName } from './generate.js';
-import { type IssuedCertificate, type IssuedEvent, LeafIssuer } from './issuer.js';
+import type { IssuedCertificate, IssuedEvent } from './issued.js';
+import { LeafIssuer } from './issuer.js';
 import { type LeafKeyType, parsePrivateKey, type SigningKey, toSigningKey } from './keys.js';
 import { type CaOptions, type ResolvedCaOptions, type RotateOptions, resolveOptions } from './options.js';
 import {

@@ -8,8 +8,7 @@ export {
   rotateCA,
 } from './authority.js';
 export { CaError, type CaErrorCode, isCaError } from './errors.js';
-export type { IssuedCertificate, IssuedEvent } from './issuer.js';
-export { MAX_LEAF_DAYS } from './issuer.js';
+export { type IssuedCertificate, type IssuedEvent, MAX_LEAF_DAYS } from './issued.js';
 export {
   CA_KEY_TYPES,
   type CaKeyType,

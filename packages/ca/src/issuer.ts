@@ -5,6 +5,7 @@ import { certificateSubject } from './der.js';
 import { CaError } from './errors.js';
 import { Gate } from './gate.js';
 import { BACKDATE_MS, randomSerialBytes } from './generate.js';
+import type { IssuedCertificate, IssuedEvent } from './issued.js';
 import {
   exportPrivateKeyPem,
   exportSpki,
@@ -20,32 +21,8 @@ import { x509 } from './x509.js';
 
 const debug = createDebug('drp:ca');
 const DAY = 86_400_000;
-/** Browsers and Go clients accept longer, but the issue caps leaves at 90 days. */
-export const MAX_LEAF_DAYS = 90;
 /** Below this remaining lifetime a cached leaf is not served while a new one is being made. */
 const HARD_MARGIN_MS = 5 * 60 * 1000;
-
-export interface IssuedCertificate {
-  /** Canonical name: lower-case DNS name, dotted IPv4, or compressed IPv6 without brackets. */
-  readonly name: string;
-  readonly certPem: string;
-  readonly keyPem: string;
-  readonly notBefore: Date;
-  readonly notAfter: Date;
-  readonly serialNumber: string;
-  readonly keyType: LeafKeyType;
-  /** When issue() starts making a replacement (two thirds into the lifetime). */
-  readonly renewAt: Date;
-}
-
-export interface IssuedEvent {
-  readonly name: string;
-  readonly notAfter: Date;
-  readonly serialNumber: string;
-  readonly durationMs: number;
-  /** true when this replaced a cached leaf that was due for renewal. */
-  readonly renewal: boolean;
-}
 
 export interface IssuerOptions {
   readonly ca: ValidatedCa;

@@ -1,5 +1,5 @@
 import { CaError } from './errors.js';
-import { MAX_LEAF_DAYS } from './issuer.js';
+import { MAX_LEAF_DAYS } from './issued.js';
 import { CA_KEY_TYPES, type CaKeyType, LEAF_KEY_TYPES, type LeafKeyType } from './keys.js';
 import { type CaPaths, pathsInDir } from './store.js';
 

@@ -23,6 +23,7 @@ import {
 import { onShutdownSignals } from './lifecycle.js';
 import { registryTarget } from './mirror.js';
 import { createProxy, type DrpProxy } from './proxy.js';
+import { formatRule } from './registries.js';
 import { VERSION } from './version.js';
 
 function usage(): string {
@@ -64,6 +65,10 @@ function usage(): string {
     '',
     "drp's own upstream connections use UPSTREAM_PROXY only: HTTPS_PROXY and HTTP_PROXY in drp's",
     'environment are ignored on purpose (they often point at drp itself).',
+    'REGISTRIES entries are separated by spaces or commas: host, host:port, host:* or',
+    '*.domain (every host under domain).',
+    'PROXY_SEND_TIMEOUT differs from the original: drp waits that long for upstream response',
+    'headers (the original waited up to PROXY_READ_TIMEOUT, 900s in practice); set 900s for that.',
     '',
   ].join('\n');
 }
@@ -234,7 +239,7 @@ async function serve(
     ca_origin: proxy.ca.origin,
     ca_fingerprint: proxy.ca.fingerprint256,
     ca_not_after: proxy.ca.notAfter.toISOString(),
-    intercepting: config.registries.map((r) => (r.port === undefined ? r.host : `${r.host}:${r.port}`)),
+    intercepting: config.registries.map(formatRule),
     manifest_cache: config.manifestCache.enabled,
     allow_push: config.allowPush,
     metrics: config.metrics,

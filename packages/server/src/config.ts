@@ -25,6 +25,9 @@ import {
 } from '@drp/core';
 import envVar from 'env-var';
 import { type ProxyUser, parseHtpasswd } from './front/proxy-auth.js';
+import { type InterceptRule, parseRegistries } from './registries.js';
+
+export { type InterceptRule, isIntercepted } from './registries.js';
 
 /** Hosts that are always intercepted, whatever REGISTRIES says (Docker Hub). */
 export const ALWAYS_INTERCEPTED = Object.freeze(['registry-1.docker.io', 'auth.docker.io']);
@@ -39,7 +42,7 @@ export const CONTAINER_CA_DIR = '/ca';
  */
 export const DEFAULTS = Object.freeze({
   // --- the original's variables (same names, same defaults) ---
-  /** Whitespace-separated hosts to intercept (`host` = port 443, `host:port`, `host:*` = any port). */
+  /** Hosts to intercept, spaces or commas (`host` = port 443, `host:port`, `host:*`, `*.domain`). */
   REGISTRIES: 'registry.k8s.io gcr.io quay.io ghcr.io',
   /** `host:user:password` entries; empty by default (the original shipped two dummy entries). */
   AUTH_REGISTRIES: '',
@@ -153,12 +156,6 @@ export const DEFAULTS = Object.freeze({
 
 export type VariableName = keyof typeof DEFAULTS;
 
-/** One REGISTRIES entry. `port` undefined: 443 for CONNECT (80 for plain HTTP); `'*'`: any. */
-export interface InterceptRule {
-  readonly host: string;
-  readonly port: number | '*' | undefined;
-}
-
 export interface Timeouts {
   readonly sendMs: number;
   readonly clientBodyMs: number;
@@ -241,7 +238,11 @@ export const FLAGS = Object.freeze({
   bind: { short: 'b', variable: 'BIND', help: 'listen address, e.g. 127.0.0.1, ::, 0.0.0.0' },
   'cache-dir': { short: undefined, variable: 'CACHE_DIR', help: 'cache directory' },
   'ca-dir': { short: undefined, variable: 'CA_DIR', help: 'CA directory (ca.crt + ca.key)' },
-  registries: { short: 'r', variable: 'REGISTRIES', help: 'hosts to intercept, space-separated' },
+  registries: {
+    short: 'r',
+    variable: 'REGISTRIES',
+    help: 'hosts to intercept, e.g. "ghcr.io,*.example.com"',
+  },
   'allow-push': { short: undefined, variable: 'ALLOW_PUSH', help: 'let pushes through (true/false)' },
   'manifest-cache': {
     short: undefined,
@@ -329,19 +330,7 @@ const accessors = {
     return v;
   },
   asRegistries(value: string): InterceptRule[] {
-    const rules: InterceptRule[] = [];
-    for (const entry of value.split(/\s+/).filter(Boolean)) {
-      const any = /^(.*):\*$/.exec(entry);
-      const hostPart = any ? (any[1] ?? '') : entry;
-      const parsed = parseHostPort(hostPart, 0);
-      if (!parsed || /^https?:/i.test(entry)) {
-        return expected(
-          `host names separated by spaces (host, host:port or host:*), got ${JSON.stringify(entry)}`,
-        );
-      }
-      rules.push({ host: parsed.host, port: any ? '*' : parsed.port === 0 ? undefined : parsed.port });
-    }
-    return rules;
+    return parseRegistries(value);
   },
   asMappings(value: string): Record<string, string> {
     const mappings: Record<string, string> = {};
@@ -681,22 +670,4 @@ export function parseFlags(argv: readonly string[]): ParsedArgs {
     return { command: 'ca', subcommand: second, overrides };
   }
   throw new ConfigError(`unknown command ${JSON.stringify(first)} (see --help)`);
-}
-
-/** Whether a CONNECT (or, with `scheme` http, an absolute-form request) to host:port is intercepted. */
-export function isIntercepted(
-  rules: readonly InterceptRule[],
-  host: string,
-  port: number,
-  scheme: 'https' | 'http' = 'https',
-): boolean {
-  const h = host
-    .toLowerCase()
-    .replace(/^\[(.*)\]$/, '$1')
-    .replace(/\.$/, '');
-  const defaultPort = scheme === 'https' ? 443 : 80;
-  return rules.some(
-    (r) =>
-      r.host === h && (r.port === '*' || r.port === port || (r.port === undefined && port === defaultPort)),
-  );
 }

@@ -3,7 +3,7 @@
  *
  *   /               a short status text
  *   /ca.crt         the CA certificate (PEM), what clients trust
- *   /setup/systemd  a shell script configuring dockerd (proxy drop-in, CA trust, restart)
+ *   /setup/systemd  a shell script configuring dockerd (CA trust, then proxy drop-in, restart)
  *   /healthz        200 `{"status":"ok"}` while serving, 503 while shutting down
  *   /metrics        Prometheus text format (when METRICS is on)
  *
@@ -49,8 +49,10 @@ function send(req: IncomingMessage, res: ServerResponse, status: number, type: s
 export function systemdSetupScript(proxyUrl: string): string {
   return `#!/bin/sh
 # Configures dockerd on this host to use drp (docker registry proxy) at ${proxyUrl}:
-# a systemd drop-in with HTTP(S)_PROXY and NO_PROXY, the proxy's CA in the system trust store,
-# then daemon-reload and a restart of docker.
+# the proxy's CA in the system trust store first, then a systemd drop-in with HTTP(S)_PROXY and
+# NO_PROXY, then daemon-reload and a restart of docker. Any failed step stops the script
+# (set -e); because the drop-in comes last, a failure never leaves docker pointed at a proxy
+# whose CA it does not trust.
 #   curl -fsSL ${proxyUrl}/setup/systemd | sudo sh
 #   curl -fsSL ${proxyUrl}/setup/systemd | sudo sh -s -- http://other-proxy:3128
 set -eu
@@ -67,27 +69,34 @@ if [ ! -d /etc/systemd/system ]; then
   exit 1
 fi
 
-mkdir -p /etc/systemd/system/docker.service.d
-cat > /etc/systemd/system/docker.service.d/http-proxy.conf <<EOD
-[Service]
-Environment="HTTPS_PROXY=$PROXY_URL"
-Environment="HTTP_PROXY=$PROXY_URL"
-Environment="NO_PROXY=$NO_PROXY_LIST"
-EOD
-
-# Get the CA certificate from the proxy and make it a trusted root.
+# 1. Get the CA certificate from the proxy and make it a trusted root. A failed download
+# leaves at most a .tmp file, which trust stores ignore.
+fetch_ca() {
+  curl -fsSL "$PROXY_URL/ca.crt" -o "$1.tmp"
+  mv "$1.tmp" "$1"
+}
 if command -v update-ca-certificates >/dev/null 2>&1 && [ -d /usr/local/share/ca-certificates ]; then
-  curl -fsSL "$PROXY_URL/ca.crt" -o /usr/local/share/ca-certificates/docker_registry_proxy.crt
+  fetch_ca /usr/local/share/ca-certificates/docker_registry_proxy.crt
   update-ca-certificates
 elif command -v update-ca-trust >/dev/null 2>&1; then
-  curl -fsSL "$PROXY_URL/ca.crt" -o /etc/pki/ca-trust/source/anchors/docker_registry_proxy.crt
+  fetch_ca /etc/pki/ca-trust/source/anchors/docker_registry_proxy.crt
   update-ca-trust extract
 else
   echo "drp setup: no update-ca-certificates or update-ca-trust; install $PROXY_URL/ca.crt by hand" >&2
   exit 1
 fi
 
-# Reload systemd and restart dockerd.
+# 2. Only then point dockerd at the proxy (written to a temporary file, renamed into place).
+mkdir -p /etc/systemd/system/docker.service.d
+cat > /etc/systemd/system/docker.service.d/http-proxy.conf.tmp <<EOD
+[Service]
+Environment="HTTPS_PROXY=$PROXY_URL"
+Environment="HTTP_PROXY=$PROXY_URL"
+Environment="NO_PROXY=$NO_PROXY_LIST"
+EOD
+mv /etc/systemd/system/docker.service.d/http-proxy.conf.tmp /etc/systemd/system/docker.service.d/http-proxy.conf
+
+# 3. Reload systemd and restart dockerd.
 systemctl daemon-reload
 systemctl restart docker.service
 echo "Docker configured with HTTPS_PROXY=$PROXY_URL"

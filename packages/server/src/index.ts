@@ -40,7 +40,7 @@ export interface StartProxyOptions {
   cacheDir?: string;
   /** Default: a new temporary directory (a new CA), removed by close(). */
   caDir?: string;
-  /** Hosts to intercept besides Docker Hub: `host` (port 443), `host:port` or `host:*`. */
+  /** Hosts to intercept besides Docker Hub: `host` (port 443), `host:port`, `host:*` or `*.domain`. */
   registries?: readonly string[];
   /** Credentials injected for clients that send none (AUTH_REGISTRIES). */
   credentials?: readonly RegistryCredential[];

@@ -30,6 +30,7 @@ import { createMetrics, type ProxyMetrics } from './metrics.js';
 import { createMirror } from './mirror.js';
 import { createMirrorTlsServer, type MirrorTlsServer } from './mirror-tls.js';
 import { createMitmServer, type MitmServer } from './mitm.js';
+import { formatRule } from './registries.js';
 import { VERSION } from './version.js';
 
 const debug = createDebug('drp:server');
@@ -162,9 +163,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
   let closing: Promise<void> | undefined;
   let metrics: ProxyMetrics | undefined;
 
-  const intercepting = config.registries.map((r) =>
-    r.port === undefined ? r.host : `${r.host.includes(':') ? `[${r.host}]` : r.host}:${r.port}`,
-  );
+  const intercepting = config.registries.map(formatRule);
   const endpoints = createEndpoints({
     caCertPem: ca.certPem,
     caFingerprint: ca.fingerprint256,

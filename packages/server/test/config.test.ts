@@ -105,6 +105,43 @@ describe('REGISTRIES', () => {
     rejects({ REGISTRIES: 'ghcr.io/foo' }, /invalid REGISTRIES/);
     rejects({ REGISTRIES: 'host:99999' }, /invalid REGISTRIES/);
   });
+
+  it('accepts commas as well as spaces between entries', () => {
+    const c = load({ REGISTRIES: 'ghcr.io,quay.io, registry.local:5000 ,,' });
+    assert.deepEqual(c.registries.slice(0, 3), [
+      { host: 'ghcr.io', port: undefined },
+      { host: 'quay.io', port: undefined },
+      { host: 'registry.local', port: 5000 },
+    ]);
+    assert.ok(isIntercepted(c.registries, 'ghcr.io', 443));
+    assert.ok(isIntercepted(c.registries, 'quay.io', 443));
+  });
+
+  it('intercepts every host under a domain for *.domain, with the usual port forms', () => {
+    const c = load({ REGISTRIES: '*.Example.com *.corp.test:5000 *.any.test:*' });
+    assert.deepEqual(c.registries.slice(0, 3), [
+      { host: '*.example.com', port: undefined },
+      { host: '*.corp.test', port: 5000 },
+      { host: '*.any.test', port: '*' },
+    ]);
+    assert.ok(isIntercepted(c.registries, 'registry.example.com', 443));
+    assert.ok(isIntercepted(c.registries, 'a.b.example.com.', 443));
+    assert.ok(!isIntercepted(c.registries, 'example.com', 443), 'the domain itself is not under it');
+    assert.ok(!isIntercepted(c.registries, 'badexample.com', 443));
+    assert.ok(!isIntercepted(c.registries, 'registry.example.com', 8443));
+    assert.ok(isIntercepted(c.registries, 'r.corp.test', 5000));
+    assert.ok(!isIntercepted(c.registries, 'r.corp.test', 443));
+    assert.ok(isIntercepted(c.registries, 'r.any.test', 1234));
+  });
+
+  it('refuses a * anywhere but a leading *. or a :* port', () => {
+    for (const bad of ['*', '*example.com', 'registry.*.com', '*.', '*.*.com', '*.[fd00::5]', 'ghcr.io:5*']) {
+      rejects(
+        { REGISTRIES: `ghcr.io ${bad}` },
+        /^invalid REGISTRIES: expected host names separated by spaces or commas/,
+      );
+    }
+  });
 });
 
 describe('values', () => {
