@@ -46,13 +46,25 @@ export interface UpstreamResponse {
   abort(): void;
 }
 
+/** What every upstream exchange reports (the cache turns it into an `upstream` event). */
+export interface UpstreamObservation {
+  readonly target: UpstreamTarget;
+  readonly method: string;
+  readonly status: number | undefined;
+  readonly headers: IncomingHttpHeaders | undefined;
+  readonly ms: number;
+  readonly error: DrpError | undefined;
+}
+
 export class UpstreamClient {
   readonly #got: Got;
   readonly #agents: UpstreamAgents;
   readonly #options: ResolvedUpstream;
+  readonly #observe: ((observation: UpstreamObservation) => void) | undefined;
 
-  constructor(options: ResolvedUpstream) {
+  constructor(options: ResolvedUpstream, observe?: (observation: UpstreamObservation) => void) {
     this.#options = options;
+    this.#observe = observe;
     this.#agents = createAgents(options);
     this.#got = got.extend({
       agent: { http: this.#agents.http, https: this.#agents.https },
@@ -98,7 +110,18 @@ export class UpstreamClient {
     });
 
     return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(toDrpError(error, target));
+      const onError = (error: Error) => {
+        const mapped = toDrpError(error, target);
+        this.#observe?.({
+          target,
+          method,
+          status: undefined,
+          headers: undefined,
+          ms: performance.now() - started,
+          error: mapped,
+        });
+        reject(mapped);
+      };
       stream.once('error', onError);
       stream.once('response', (response: PlainResponse) => {
         stream.off('error', onError);
@@ -113,6 +136,14 @@ export class UpstreamClient {
           Math.round(headersMs),
           redirects,
         );
+        this.#observe?.({
+          target,
+          method,
+          status: response.statusCode,
+          headers: response.headers,
+          ms: headersMs,
+          error: undefined,
+        });
         resolve({
           status: response.statusCode,
           headers: response.headers,
