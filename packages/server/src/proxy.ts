@@ -19,10 +19,15 @@ import {
 } from '@drp/core';
 import createDebug from 'debug';
 import type { AccessLog } from './access-log.js';
+import { writeCacheInfo } from './cache-info.js';
 import { isIntercepted, type ServerConfig } from './config.js';
 import { createEndpoints } from './endpoints.js';
 import { createMetrics, type ProxyMetrics } from './metrics.js';
 import { createMitmServer, type MitmServer } from './mitm.js';
+import { registryLabeler } from './registry-label.js';
+import { startScrub } from './scrub.js';
+import { createStatsCollector } from './stats.js';
+import type { StatusReport } from './status-page.js';
 import { VERSION } from './version.js';
 
 const debug = createDebug('drp:server');
@@ -143,6 +148,21 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     throw error;
   }
 
+  try {
+    // For `drp-server cache stats` and other tools reading the directory from outside.
+    await writeCacheInfo(config.cacheDir, {
+      maxBytes: cache.options.maxSizeBytes,
+      version: VERSION,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+    });
+  } catch (error) {
+    debug('cannot record the cache info: %s', (error as Error).message);
+  }
+  const stats = createStatsCollector(cache.events);
+  const stopScrub = startScrub(cache, config.scrubIntervalMs, log);
+  const startedAt = Date.now();
+
   let address: AddressInfo | undefined;
   let draining = false;
   let closing: Promise<void> | undefined;
@@ -151,6 +171,20 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
   const intercepting = config.registries.map((r) =>
     r.port === undefined ? r.host : `${r.host.includes(':') ? `[${r.host}]` : r.host}:${r.port}`,
   );
+  const statusReport = (): StatusReport => {
+    const c = cache.stats();
+    return {
+      version: VERSION,
+      startedAt: new Date(startedAt).toISOString(),
+      uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
+      ...stats.figures(),
+      cacheBytes: c.bytes,
+      cacheEntries: c.entries,
+      cacheMaxBytes: c.maxBytes,
+      ca: { fingerprint256: ca.fingerprint256, notAfter: ca.notAfter.toISOString() },
+      intercepting,
+    };
+  };
   const endpoints = createEndpoints({
     caCertPem: ca.certPem,
     caFingerprint: ca.fingerprint256,
@@ -159,6 +193,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     draining: () => draining,
     metrics: config.metrics ? () => metrics?.render() ?? Promise.reject(new Error('no metrics')) : undefined,
     version: VERSION,
+    status: statusReport,
   });
 
   const clientOf = (req: IncomingMessage) => {
@@ -175,6 +210,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
         (outcome) => {
           log?.request(outcome, client);
           metrics?.request(outcome);
+          stats.request(outcome);
         },
         (error: unknown) => debug('handle failed: %s', (error as Error).message),
       );
@@ -206,6 +242,11 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     metrics = createMetrics(cache.events, {
       activeRequests: () => mitm.activeRequests,
       openTunnels: () => mitm.openTunnels,
+      cacheStats: () => cache.stats(),
+      rateLimits: () => stats.rateLimits(),
+      registryLabel: registryLabeler(config.registries),
+      caNotAfter: ca.notAfter,
+      version: VERSION,
     });
   }
 
@@ -239,6 +280,8 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
       closing ??= (async () => {
         draining = true;
         await mitm.shutdown(graceMs, Math.min(1000, graceMs));
+        stopScrub();
+        stats.close();
         await cache.close();
         ca.close();
         metrics?.close();
