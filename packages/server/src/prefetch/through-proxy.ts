@@ -84,7 +84,7 @@ export async function send(
       port,
       method,
       path: `${url.pathname}${url.search}`,
-      agent: false,
+      // No agent: with one, Node would open its own connection instead of using the tunnel.
       createConnection: () => secure,
       headers: { host: url.host, ...options.headers },
     }),

@@ -1,0 +1,149 @@
+// `drp-server prefetch` through a running daemon: an open registry (a multi-platform index and
+// an image), a Docker Hub–style front (Bearer tokens from a realm, rate-limit headers) and an
+// htpasswd registry (Basic, credentials from a docker-style auth file). Afterwards a skopeo pull
+// of the same images makes no upstream blob request.
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startHubFront } from '../fakes/hub-front.ts';
+import { startTokenServer } from '../fakes/token-server.ts';
+import { createHarness } from '../harness/index.ts';
+import { BIN, registryNamed, startDaemon } from './daemon-lib.ts';
+
+const PLATFORMS = [
+  { os: 'linux', architecture: 'amd64' },
+  { os: 'linux', architecture: 'arm64' },
+];
+
+test('prefetch warms the cache for every platform; the next pulls make no upstream blob request', async (t) => {
+  const h = createHarness(t);
+  const ca = await h.testCA();
+  const open = await registryNamed(h, 'registry.test');
+  const behindHub = await h.startRegistry();
+  const secret = await h.startRegistry({
+    names: ['private.test'],
+    auth: { username: 'ops', password: 's3cret' },
+  });
+  const tokens = await startTokenServer(h, {
+    service: 'registry.docker.io',
+    issuer: 'auth.docker.io',
+    users: {},
+    publicRepos: ['library/app'],
+    names: ['auth.test'],
+  });
+  const hub = await startHubFront(h, { upstream: behindHub, tokens, limit: 1000 });
+
+  const [index, app, hubApp, secretApp, armOnly] = await Promise.all([
+    h.createIndex(PLATFORMS, [150_000, 250_000]),
+    h.createImage({ layers: [400_000], format: 'docker' }),
+    h.createImage({ layers: [300_000] }),
+    h.createImage({ layers: [200_000] }),
+    h.createIndex(PLATFORMS, [100_000]),
+  ]);
+  await open.push(index, 'team/multi:1');
+  await open.push(app, 'team/app:1');
+  await open.push(armOnly, 'team/arm:1');
+  await behindHub.push(hubApp, 'library/app:latest');
+  await secret.push(secretApp, 'team/secret:1');
+
+  const hubRef = `hub.test:${hub.port}`;
+  const secretRef = `private.test:${secret.port}`;
+  const drp = await startDaemon(h, {
+    REGISTRIES: `${open.named} ${hubRef} auth.test:${tokens.port} ${secretRef}`,
+    UPSTREAM_MAPPINGS:
+      'registry.test=127.0.0.1 hub.test=127.0.0.1 auth.test=127.0.0.1 private.test=127.0.0.1',
+    UPSTREAM_CA_FILE: ca.certPath,
+    CACHE_DIR: h.tempDir('cache'),
+    CA_DIR: h.tempDir('ca'),
+  });
+  const authDir = h.tempDir('docker');
+  const authFile = join(authDir, 'config.json');
+  await writeFile(
+    authFile,
+    JSON.stringify({ auths: { [secretRef]: { auth: Buffer.from('ops:s3cret').toString('base64') } } }),
+  );
+  const listFile = join(authDir, 'images.txt');
+  await writeFile(listFile, `# from a file\n${hubRef}/library/app:latest\n\n${secretRef}/team/secret:1\n`);
+
+  for (const r of [open, behindHub, secret]) {
+    await r.counter.settle();
+    r.counter.reset();
+  }
+  const prefetch = (...args: string[]) =>
+    h.run(process.execPath, [BIN, 'prefetch', '--proxy', drp.url, ...args], {
+      check: false,
+      env: { DOCKER_CONFIG: h.tempDir('no-docker-config') },
+    });
+
+  // No --ca-file: the proxy's CA comes from its /ca.crt. Not a TTY: one summary line.
+  const run = await prefetch(
+    '--concurrency',
+    '2',
+    '--authfile',
+    authFile,
+    '--file',
+    listFile,
+    `${open.named}/team/multi:1`,
+    `${open.named}/team/app:1`,
+  );
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, /^prefetch: 4\/4 images, 6 manifests, 12 blobs \([\d.]+ \w+\) in [\d.]+ s\n$/);
+  await open.counter.settle();
+  const fetched = open.counter.requests({ kind: 'blob', method: 'GET' }).map((r) => r.path.split('/').pop());
+  const expected = [...index.children.flatMap((c) => [c.config.digest, ...c.layers.map((l) => l.digest)])];
+  for (const digest of expected) assert.ok(fetched.includes(digest), `${digest} was prefetched`);
+  assert.ok(tokens.requests.length > 0, 'the Bearer challenge was answered with a token from the realm');
+
+  for (const r of [open, behindHub, secret]) r.counter.reset();
+  const via = { proxy: drp.url, certDir: drp.certDir };
+  const multi = await h.pullImage(open.named, 'team/multi:1', { ...via, all: true });
+  assert.equal(multi.manifestDigest, index.manifestDigest);
+  await h.pullImage(open.named, 'team/app:1', via);
+  await h.pullImage(hubRef, 'library/app:latest', { ...via, creds: null });
+  await h.pullImage(secretRef, 'team/secret:1', { ...via, creds: { username: 'ops', password: 's3cret' } });
+  for (const r of [open, behindHub, secret]) {
+    await r.counter.settle();
+    assert.equal(r.counter.count({ kind: 'blob', method: 'GET' }), 0, r.counter.summary());
+  }
+
+  // --platform: only that platform's manifest and blobs.
+  open.counter.reset();
+  const arm = await prefetch(
+    '--platform',
+    'linux/arm64',
+    '--ca-file',
+    join(drp.certDir, 'ca.crt'),
+    `${open.named}/team/arm:1`,
+  );
+  assert.equal(arm.code, 0, arm.stderr);
+  await open.counter.settle();
+  const armChild = armOnly.children.find((c) => c.platform.architecture === 'arm64');
+  assert.deepEqual(
+    open.counter
+      .requests({ kind: 'blob', method: 'GET' })
+      .map((r) => r.path.split('/').pop())
+      .sort(),
+    [armChild?.config.digest, ...(armChild?.layers.map((l) => l.digest) ?? [])].sort(),
+  );
+
+  // Failures are named, the others still fetched, exit 1.
+  const failed = await prefetch(
+    `${open.named}/team/missing:1`,
+    `${secretRef}/team/secret:1`,
+    `${open.named}/team/app:1`,
+  );
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, new RegExp(`FAILED ${open.named}/team/missing:1: .*404`));
+  assert.match(failed.stderr, new RegExp(`FAILED ${secretRef}/team/secret:1: .*credentials`));
+  assert.match(
+    failed.stdout,
+    new RegExp(
+      `1/3 images.*failed: ${open.named}/team/missing:1 ${secretRef}/team/secret:1|failed: ${secretRef}/team/secret:1 ${open.named}/team/missing:1`,
+    ),
+  );
+
+  const usage = await prefetch();
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /no images given/);
+});
