@@ -14,6 +14,8 @@ const REQUIRED = {
   openssl: 'openssl',
   curl: 'curl',
   iproute2: 'ip',
+  // The status page test drives it through puppeteer-core.
+  chromium: 'chromium',
 };
 
 function onPath(command) {

@@ -64,7 +64,7 @@ function timelineSvg(points: readonly TimelinePoint[]): string {
       );
     })
     .join('');
-  return `<svg id="timeline" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="hits and misses per minute, last hour"><line x1="0" y1="${height}" x2="${width}" y2="${height}" class="axis"/>${bars}</svg>
+  return `<svg id="timeline" viewBox="0 0 ${width} ${height}" width="100%" height="${height}" preserveAspectRatio="none" role="img" aria-label="hits and misses per minute, last hour"><line x1="0" y1="${height}" x2="${width}" y2="${height}" class="axis"/>${bars}</svg>
 <div class="legend"><span class="swatch hit"></span> hits <span class="swatch miss"></span> misses · per minute, last 60 minutes (peak ${peak})</div>`;
 }
 
@@ -119,7 +119,7 @@ section.wide{grid-column:1/-1}
 h2{font-size:13px;text-transform:uppercase;letter-spacing:.05em;color:#5b6475;margin:0 0 8px}
 .big{font-size:32px;font-weight:600}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:3px 8px 3px 0;vertical-align:top}
-th{font-weight:500;color:#5b6475}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{font-weight:500;color:#5b6475;white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums}
 thead th{border-bottom:1px solid #ddd}
 .bar{background:#e4e7ec;border-radius:3px;height:10px;margin:6px 0}.bar div{background:#3b82f6;height:100%;border-radius:3px}
 svg .hit,.swatch.hit{fill:#22a06b;background:#22a06b}svg .miss,.swatch.miss{fill:#f59e0b;background:#f59e0b}
