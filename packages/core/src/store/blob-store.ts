@@ -151,7 +151,7 @@ export class BlobStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         // Removed behind our back: forget it, the caller fetches it again.
         debug('content of %s is missing; dropping the entry', digest);
-        this.#drop(entry, 'manual');
+        void this.#remove(entry, 'manual');
         return undefined;
       }
       throw new DrpError('DRP_CACHE_IO', `cannot open cached blob ${digest}`, { cause: error });
@@ -214,7 +214,7 @@ export class BlobStore {
     } catch (error) {
       entry.pins -= 1;
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.#drop(entry, 'manual');
+        void this.#remove(entry, 'manual');
         return undefined;
       }
       throw new DrpError('DRP_CACHE_IO', `cannot read cached blob ${digest}`, { cause: error });
@@ -320,7 +320,7 @@ export class BlobStore {
       checked += 1;
       if (result === undefined) {
         missing.push(entry.d.digest);
-        this.#drop(entry, 'manual');
+        await this.#remove(entry, 'manual');
       } else if (result.hex !== entry.d.hex || result.size !== entry.size) {
         debug('scrub: content of %s is corrupt; removing it', entry.d.digest);
         corrupt.push(entry.d.digest);
@@ -445,7 +445,8 @@ export class BlobStore {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return entry;
       debug('content of %s was removed by another process; forgetting it', entry.d.digest);
-      this.#drop(entry, 'manual');
+      // Its index line too (usually gone already); a commit of the digest waits for this.
+      void this.#remove(entry, 'manual');
       return undefined;
     }
   }
