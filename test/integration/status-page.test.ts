@@ -227,7 +227,7 @@ test('status page, status.json and metrics after real pulls; checked in headless
   const queried = new Set(
     dashboard.panels.flatMap((p) =>
       (p.targets ?? []).flatMap((tg) =>
-        [...tg.expr.matchAll(/\b((?:drp|process|nodejs)_[a-z_]+)\b/g)].map((m) => m[1]),
+        [...tg.expr.matchAll(/\b((?:drp|process|nodejs)_[a-z_]+)\b/g)].map((m) => m[1] ?? ''),
       ),
     ),
   );
