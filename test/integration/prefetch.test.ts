@@ -4,6 +4,8 @@
 // of the same images makes no upstream blob request.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startHubFront } from '../fakes/hub-front.ts';
@@ -142,6 +144,60 @@ test('prefetch warms the cache for every platform; the next pulls make no upstre
       `1/3 images.*failed: ${open.named}/team/missing:1 ${secretRef}/team/secret:1|failed: ${secretRef}/team/secret:1 ${open.named}/team/missing:1`,
     ),
   );
+
+  // Proxy credentials from the URL go out as Proxy-Authorization: an authenticating relay in
+  // front of drp (drp itself has no proxy authentication) refuses CONNECTs without them.
+  const seen: (string | undefined)[] = [];
+  const relay = http.createServer((_req, res) => res.writeHead(407).end());
+  relay.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    seen.push(req.headers['proxy-authorization']);
+    if (req.headers['proxy-authorization'] !== `Basic ${Buffer.from('me:p@ss word').toString('base64')}`) {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n');
+      return;
+    }
+    const upstream = net.connect(drp.port, '127.0.0.1', () => {
+      upstream.write(`CONNECT ${req.url} HTTP/1.1\r\nhost: ${req.url}\r\n\r\n`);
+      upstream.write(head);
+      client.pipe(upstream).pipe(client);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const sockets = new Set<net.Socket>();
+  relay.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  h.defer(() => {
+    // Tunnels are not HTTP connections: close() alone would wait for them.
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => relay.close(() => resolve()));
+  });
+  const relayPort = (relay.address() as net.AddressInfo).port;
+  const caFile = join(drp.certDir, 'ca.crt');
+  const viaRelay = (url: string) =>
+    h.run(
+      process.execPath,
+      [BIN, 'prefetch', '--proxy', url, '--ca-file', caFile, `${open.named}/team/app:1`],
+      {
+        check: false,
+      },
+    );
+  const authed = await viaRelay(`http://me:p%40ss%20word@127.0.0.1:${relayPort}`);
+  assert.equal(authed.code, 0, authed.stderr);
+  const refusedRun = await viaRelay(`http://127.0.0.1:${relayPort}`);
+  assert.equal(refusedRun.code, 1);
+  assert.match(refusedRun.stderr, /FAILED .*407/);
+  assert.deepEqual(seen.slice(-1), [undefined]);
+
+  // A proxy that is not there: exit 1 with the reason, not a usage message.
+  const gone = await h.run(process.execPath, [BIN, 'prefetch', '--proxy', 'http://127.0.0.1:1', 'alpine'], {
+    check: false,
+  });
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /ECONNREFUSED/);
+  assert.doesNotMatch(gone.stderr, /Usage/);
 
   const usage = await prefetch();
   assert.equal(usage.code, 2);

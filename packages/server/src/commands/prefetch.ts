@@ -61,14 +61,23 @@ interface Setup {
   readonly concurrency: number;
 }
 
-async function setup(argv: readonly string[]): Promise<Setup | string> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: OPTIONS,
-    allowPositionals: true,
-    strict: true,
-  });
-  if (!values.proxy) return '--proxy URL is required';
+/** A mistake in the command line: printed with the usage, exit 2. */
+class PrefetchUsageError extends Error {}
+
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new PrefetchUsageError((error as Error).message);
+  }
+}
+
+async function setup(argv: readonly string[]): Promise<Setup> {
+  const { values, positionals } = usage(() =>
+    parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }),
+  );
+  if (!values.proxy) throw new PrefetchUsageError('--proxy URL is required');
+  const proxyText = values.proxy;
   const lines: string[] = [...positionals];
   for (const file of values.file ?? []) {
     const text = await readFile(file, 'utf8').catch((error: Error) => {
@@ -76,13 +85,13 @@ async function setup(argv: readonly string[]): Promise<Setup | string> {
     });
     lines.push(...text.split('\n').map((l) => l.replace(/#.*$/, '').trim()));
   }
-  const images = lines.filter((l) => l !== '').map(parseImageReference);
-  if (images.length === 0) return 'no images given';
+  const images = usage(() => lines.filter((l) => l !== '').map(parseImageReference));
+  if (images.length === 0) throw new PrefetchUsageError('no images given');
   const concurrency = Number(values.concurrency ?? '4');
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
-    return '--concurrency takes a whole number from 1 to 64';
-  const platforms = parsePlatforms(values.platform);
-  const endpoint = parseProxyUrl(values.proxy);
+    throw new PrefetchUsageError('--concurrency takes a whole number from 1 to 64');
+  const platforms = usage(() => parsePlatforms(values.platform));
+  const endpoint = usage(() => parseProxyUrl(proxyText));
   const proxyCa = values['ca-file']
     ? await readFile(values['ca-file'], 'utf8')
     : await fetchProxyCa(endpoint);
@@ -97,15 +106,16 @@ export async function runPrefetch(argv: readonly string[], io: CommandIO = proce
     io.out(PREFETCH_USAGE);
     return 0;
   }
-  let s: Setup | string;
+  let s: Setup;
   try {
     s = await setup(argv);
   } catch (error) {
-    s = (error as Error).message;
-  }
-  if (typeof s === 'string') {
-    io.err(`drp-server prefetch: ${s}\n${PREFETCH_USAGE}`);
-    return 2;
+    if (error instanceof PrefetchUsageError) {
+      io.err(`drp-server prefetch: ${error.message}\n${PREFETCH_USAGE}`);
+      return 2;
+    }
+    io.err(`drp-server prefetch: ${(error as Error).message}\n`);
+    return 1;
   }
   const started = Date.now();
   const deps = {
