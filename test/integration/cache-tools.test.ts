@@ -266,3 +266,35 @@ test('cache prune --max-size keeps its bound while a pull fills the cache', asyn
   const again = await pull('team/warm:1');
   assert.equal(again.manifestDigest, warm.manifestDigest);
 });
+
+test('the background scrub (CACHE_SCRUB_INTERVAL) removes a blob corrupted on disk; the next pull fetches it again', async (t) => {
+  const { h, registry, cacheDir, drp, pull } = await setup(t, { CACHE_SCRUB_INTERVAL: '1s' });
+  const image = await h.createImage({ layers: [600_000] });
+  await registry.push(image, 'team/scrubbed:1');
+  await pull('team/scrubbed:1');
+  const layer = image.layers[0]?.digest ?? '';
+  const file = await open(contentFile(cacheDir, layer), 'r+');
+  await file.write(Buffer.from('corrupt'), 0, 7, 4096);
+  await file.close();
+
+  const deadline = Date.now() + 15_000;
+  let warning: (typeof drp.lines)[number] | undefined;
+  while (!warning && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    warning = drp.lines.find((l) => l.type === 'warning' && String(l.msg).startsWith('scrub removed'));
+  }
+  assert.ok(warning, 'the scrub logged what it removed');
+  assert.equal(warning.level, 'warn');
+  assert.deepEqual(warning.corrupt, [layer]);
+  await assert.rejects(readFile(contentFile(cacheDir, layer)), { code: 'ENOENT' });
+  assert.equal((await cli(h, cacheDir, 'verify')).code, 0);
+
+  registry.counter.reset();
+  const before = drp.lines.length;
+  const again = await pull('team/scrubbed:1');
+  assert.deepEqual(again.layers, [layer]);
+  await registry.counter.settle();
+  assert.equal(registry.counter.count({ kind: 'blob', method: 'GET' }), 1, registry.counter.summary());
+  const line = drp.lines.slice(before).find((l) => l.type === 'request' && String(l.uri).endsWith(layer));
+  assert.equal(line?.upstream_cache_status, 'MISS');
+});
