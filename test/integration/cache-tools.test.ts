@@ -177,11 +177,19 @@ test('cache prune --older-than and --max-size; usage errors exit 2', async (t) =
   await registry.push(recent, 'team/recent:1');
   await pull('team/old:1');
   // The daemon journals access times once a second.
-  await new Promise((resolve) => setTimeout(resolve, 6000));
-  const between = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 8000));
   await pull('team/recent:1');
-  // A bound between the two pulls, whatever the pulls took on a loaded machine.
-  const age = `${Math.ceil((Date.now() - between) / 1000) + 2}s`;
+  // A bound halfway between the two pulls' last uses, as the store recorded them: however long
+  // the pulls and the tool's start took on a loaded machine, old is older and recent is newer.
+  const used = JSON.parse((await cli(h, cacheDir, 'ls', '--json')).stdout) as Entry[];
+  const lastUse = (digests: string[]) =>
+    used.filter((e) => digests.includes(e.digest)).map((e) => Date.parse(e.lastAccess));
+  const oldest = Math.max(...lastUse([old.manifestDigest, old.config.digest, old.layers[0]?.digest ?? '']));
+  const newest = Math.min(
+    ...lastUse([recent.manifestDigest, recent.config.digest, recent.layers[0]?.digest ?? '']),
+  );
+  assert.ok(newest - oldest > 6000, `${newest - oldest} ms apart`);
+  const age = `${Date.now() - Math.round((oldest + newest) / 2)}ms`;
 
   const dry = await cli(h, cacheDir, 'prune', '--older-than', age, '--dry-run');
   assert.equal(dry.code, 0, dry.stderr);

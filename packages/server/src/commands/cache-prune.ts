@@ -46,11 +46,13 @@ export async function runPrune(dir: string, flags: CacheFlags, io: CommandIO): P
   if (ageText !== undefined && maxAge === undefined)
     throw new UsageError(`--older-than: not a duration: ${JSON.stringify(ageText)} (e.g. 12h, 30d)`);
 
+  // One cutoff for every pass: "not used for DURATION" as of when prune was started.
+  const cutoff = maxAge === undefined ? undefined : Date.now() - maxAge;
   let removedCount = 0;
   let removedBytes = 0;
   for (let pass = 0; pass < PASSES; pass += 1) {
     const entries = await listStoredEntries(dir);
-    const victims = pick(entries, maxBytes, maxAge === undefined ? undefined : Date.now() - maxAge);
+    const victims = pick(entries, maxBytes, cutoff);
     if (victims.length === 0) break;
     if (flags['dry-run']) {
       for (const v of victims) io.out(`would remove ${v.digest} ${v.size}\n`);
