@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { humanBytes } from '../../packages/server/src/commands/output.ts';
 import { startHubFront } from '../fakes/hub-front.ts';
 import { startTokenServer } from '../fakes/token-server.ts';
 import { createHarness } from '../harness/index.ts';
@@ -90,7 +91,16 @@ test('prefetch warms the cache for every platform; the next pulls make no upstre
     `${open.named}/team/app:1`,
   );
   assert.equal(run.code, 0, run.stdout + run.stderr);
-  assert.match(run.stdout, /^prefetch: 4\/4 images, 6 manifests, 12 blobs \([\d.]+ \w+\) in [\d.]+ s\n$/);
+  const blobBytes = [...index.children, app, hubApp, secretApp].reduce(
+    (sum, i) => sum + i.config.size + i.layers.reduce((n, l) => n + l.size, 0),
+    0,
+  );
+  assert.match(
+    run.stdout,
+    new RegExp(
+      `^prefetch: 4/4 images, 6 manifests, 12 blobs \\(${humanBytes(blobBytes).replace('.', '\\.')}\\) in [\\d.]+ s\n$`,
+    ),
+  );
   await open.counter.settle();
   const fetched = open.counter.requests({ kind: 'blob', method: 'GET' }).map((r) => r.path.split('/').pop());
   const expected = [...index.children.flatMap((c) => [c.config.digest, ...c.layers.map((l) => l.digest)])];

@@ -107,7 +107,9 @@ export async function prefetchImage(
           () => undefined,
         );
       }
-      bytes += await fetch;
+      // Read after the await: `bytes += await x` would add to a stale total.
+      const fetched = await fetch;
+      bytes += fetched;
     }),
   );
   progress.status('done');
