@@ -18,6 +18,8 @@ const REQUIRED = {
   squid: 'squid',
   // setpriv and unshare: the image entrypoint and /setup/systemd tests.
   'util-linux': 'setpriv',
+  // The status page test drives it through playwright-core.
+  chromium: 'chromium',
 };
 
 function onPath(command) {

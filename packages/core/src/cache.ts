@@ -10,7 +10,7 @@ import { describeRawTarget, parseRequestTarget, type RequestTarget } from './api
 import { sendError } from './api/respond.js';
 import { type Route, routeOf } from './api/route.js';
 import type { OutcomeDraft, RequestContext } from './context.js';
-import { CacheEvents, type RequestOutcome, type RequestType } from './events.js';
+import { CacheEvents, type RequestOutcome, type RequestType, type UpstreamEvent } from './events.js';
 import { FlightTable } from './flight.js';
 import { blobs } from './middleware/blobs.js';
 import { createManifestServices, manifests } from './middleware/manifests.js';
@@ -22,9 +22,9 @@ import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from 
 import { isPullOnlyTokenQuery, isReadRequest } from './policy/injection.js';
 import type { Services } from './services.js';
 import { AccessGrants } from './store/access-grants.js';
-import { BlobStore } from './store/blob-store.js';
+import { BlobStore, type ScrubResult } from './store/blob-store.js';
 import { TagIndex } from './store/tag-index.js';
-import { UpstreamClient } from './upstream/client.js';
+import { UpstreamClient, type UpstreamObservation } from './upstream/client.js';
 import { Credentials } from './upstream/credentials.js';
 import { targetKey, type UpstreamTarget } from './upstream/target.js';
 
@@ -49,6 +49,8 @@ export interface RegistryCache {
   ): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
   /** Counters and store occupancy, for metrics. Cheap: no I/O. */
   stats(): CacheStats;
+  /** Re-hashes every stored entry, removing corrupt ones (see BlobStore.scrub). */
+  scrub(): Promise<ScrubResult>;
   /** Stops background work and frees upstream connections. In-flight fills are abandoned. */
   close(): Promise<void>;
 }
@@ -144,7 +146,10 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
   const resolved = resolveOptions(options);
   const events = new CacheEvents(randomUUID());
   const credentials = new Credentials(resolved.credentials);
-  const upstream = new UpstreamClient(resolved.upstream, credentials);
+  const upstream = new UpstreamClient(resolved.upstream, {
+    credentials,
+    observe: (o) => events.publish('upstream', upstreamEvent(o)),
+  });
   // A hundredth of the cache (1-64 MiB) for the tag index; its bytes count in the cap too.
   const tags = new TagIndex(resolved.cacheDir, {
     maxEntries: 100_000,
@@ -295,6 +300,9 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
         activeFills: fills.active,
       };
     },
+    scrub() {
+      return blobStore.scrub();
+    },
     async close() {
       flights.close();
       upstream.close();
@@ -319,4 +327,24 @@ function countBodyBytes(res: ServerResponse): () => number {
     return end(chunk, ...rest);
   }) as typeof res.end;
   return () => total;
+}
+
+/** Docker Hub's `ratelimit-remaining: 76;w=21600` -> 76. */
+function rateLimitFigure(value: string | string[] | undefined): number | undefined {
+  const text = [value ?? []].flat()[0];
+  if (text === undefined) return undefined;
+  const n = Number.parseInt(text.split(';')[0] ?? '', 10);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function upstreamEvent(o: UpstreamObservation): UpstreamEvent {
+  return {
+    registry: targetKey(o.target),
+    method: o.method,
+    status: o.status,
+    ms: Math.round(o.ms),
+    error: o.error?.code,
+    rateLimitLimit: rateLimitFigure(o.headers?.['ratelimit-limit']),
+    rateLimitRemaining: rateLimitFigure(o.headers?.['ratelimit-remaining']),
+  };
 }

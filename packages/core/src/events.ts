@@ -55,6 +55,20 @@ export interface BlobEvent {
   readonly name?: string;
 }
 
+export interface UpstreamEvent {
+  /** `host:port` of the registry asked (the target, not a redirect's CDN host). */
+  readonly registry: string;
+  readonly method: string;
+  /** Undefined when no response arrived (connection, TLS or timeout error). */
+  readonly status: number | undefined;
+  readonly ms: number;
+  /** Set when no response arrived. */
+  readonly error: string | undefined;
+  /** Docker Hub's `ratelimit-limit` / `ratelimit-remaining` (the count before `;w=`), when sent. */
+  readonly rateLimitLimit: number | undefined;
+  readonly rateLimitRemaining: number | undefined;
+}
+
 export interface CacheEventMap {
   /** A request finished (successfully or not). */
   request: [RequestOutcome];
@@ -65,7 +79,7 @@ export interface CacheEventMap {
   /** Content was verified and committed to the store. */
   store: [BlobEvent & { readonly kind: 'blob' | 'manifest'; readonly ms: number }];
   /** Content was removed from the store. */
-  evict: [BlobEvent & { readonly reason: 'size' | 'inactive' | 'manual' }];
+  evict: [BlobEvent & { readonly reason: 'size' | 'inactive' | 'manual' | 'corrupt' }];
   /** Upstream sent bytes that do not match their digest, or fewer than announced. */
   'verify-failed': [BlobEvent & { readonly reason: 'mismatch' | 'truncated'; readonly received: number }];
   /** A cached manifest (or ping answer) was served because upstream failed. */
@@ -79,6 +93,8 @@ export interface CacheEventMap {
   ];
   /** Storing was skipped (e.g. the disk is full); the client was still served. */
   'store-skipped': [BlobEvent & { readonly reason: string }];
+  /** drp asked a registry (or its CDN) something: its answer, or the error instead of one. */
+  upstream: [UpstreamEvent];
 }
 
 export type CacheEventName = keyof CacheEventMap;

@@ -25,6 +25,7 @@ export {
   CHANNEL_PREFIX,
   type RequestOutcome,
   type RequestType,
+  type UpstreamEvent,
 } from './events.js';
 export { type FlightStats, FlightTable } from './flight.js';
 export { STALE_HEADER } from './middleware/manifests.js';
@@ -55,9 +56,18 @@ export {
   BlobStore,
   type BlobStoreOptions,
   type BlobStoreStats,
+  type ScrubResult,
   type StoredBlob,
 } from './store/blob-store.js';
 export type { AccessCheckMode } from './store/content-kind.js';
+export {
+  listStoredEntries,
+  listTagEntries,
+  removeStoredEntries,
+  type StoredEntry,
+  verifyStoredEntry,
+} from './store/offline.js';
+export type { TagEntry } from './store/tag-index.js';
 export { parseDuration, parseSize } from './units.js';
 export { endToEndHeaders } from './upstream/headers.js';
 export {

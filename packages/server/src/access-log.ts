@@ -3,6 +3,10 @@
  * and forwarded plain-HTTP request, and a few lifecycle lines. Lines are built only from
  * RequestOutcome, TunnelRecord and ForwardRecord, which carry no headers, query strings or
  * credentials, so nothing secret can reach the log.
+ *
+ * Every line has a `level` (info, warn, error) for log shippers, and every duration is in
+ * seconds with millisecond precision (`request_time`, `upstream_response_time`), as nginx and
+ * the original log them.
  */
 import type { RequestOutcome } from '@drp/core';
 import type { ForwardRecord, TunnelRecord } from './mitm.js';
@@ -22,6 +26,20 @@ export interface AccessLog {
 
 const seconds = (ms: number | undefined) => (ms === undefined ? undefined : Number((ms / 1000).toFixed(3)));
 
+export type LogLevel = 'info' | 'warn' | 'error';
+
+/** 5xx answers are errors, other failed or abandoned requests warnings. */
+export function requestLevel(o: Pick<RequestOutcome, 'status' | 'error' | 'aborted'>): LogLevel {
+  if (o.status >= 500) return 'error';
+  return o.error || o.aborted ? 'warn' : 'info';
+}
+
+/** Lifecycle lines: `warning` and `error` types are what they say, the rest information. */
+function eventLevel(type: string): LogLevel {
+  if (type === 'error') return 'error';
+  return type === 'warning' ? 'warn' : 'info';
+}
+
 function jsonLine(fields: Record<string, unknown>): string {
   return `${JSON.stringify(fields)}\n`;
 }
@@ -35,23 +53,23 @@ export function createAccessLog(
   if (format === 'text') {
     return {
       request(o, client, extra) {
-        const upstream = o.upstreamMs === undefined ? '-' : `${o.upstreamMs}ms`;
+        const upstream = o.upstreamMs === undefined ? '-' : `${seconds(o.upstreamMs)}s`;
         const more = Object.entries(extra ?? {})
           .map(([k, v]) => ` ${k}=${v}`)
           .join('');
         const flags = `${o.error ? ` error=${o.error}` : ''}${o.aborted ? ' aborted' : ''}${more}`;
         sink(
-          `${time()} ${o.cacheStatus.padEnd(11)} ${o.status} ${o.method} ${o.registry}${o.path} ${o.requestType} ${o.bytes}B upstream=${upstream} total=${o.totalMs}ms client=${client}${flags}\n`,
+          `${time()} ${o.cacheStatus.padEnd(11)} ${o.status} ${o.method} ${o.registry}${o.path} ${o.requestType} ${o.bytes}B upstream=${upstream} total=${seconds(o.totalMs)}s client=${client}${flags}\n`,
         );
       },
       tunnel(r) {
         sink(
-          `${time()} TUNNEL      ${r.host} in=${r.bytesIn}B out=${r.bytesOut}B ${r.ms}ms client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
+          `${time()} TUNNEL      ${r.host} in=${r.bytesIn}B out=${r.bytesOut}B ${seconds(r.ms)}s client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
         );
       },
       forward(r) {
         sink(
-          `${time()} FORWARD     ${r.status} ${r.method} http://${r.host}${r.path} ${r.bytes}B ${r.ms}ms client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
+          `${time()} FORWARD     ${r.status} ${r.method} http://${r.host}${r.path} ${r.bytes}B ${seconds(r.ms)}s client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
         );
       },
       event(type, message, fields) {
@@ -71,6 +89,7 @@ export function createAccessLog(
       sink(
         jsonLine({
           time: time(),
+          level: requestLevel(o),
           type: 'request',
           client,
           upstream_cache_status: o.cacheStatus,
@@ -92,12 +111,13 @@ export function createAccessLog(
       sink(
         jsonLine({
           time: time(),
+          level: r.error ? 'warn' : 'info',
           type: 'tunnel',
           client: r.client,
           host: r.host,
           bytes_in: r.bytesIn,
           bytes_out: r.bytesOut,
-          ms: r.ms,
+          request_time: seconds(r.ms),
           ...(r.notTls ? { note: 'intercepted host, client did not speak TLS' } : {}),
           ...(r.error ? { error: r.error } : {}),
         }),
@@ -107,6 +127,7 @@ export function createAccessLog(
       sink(
         jsonLine({
           time: time(),
+          level: r.error || r.status >= 500 ? 'warn' : 'info',
           type: 'forward',
           client: r.client,
           method: r.method,
@@ -114,13 +135,13 @@ export function createAccessLog(
           uri: r.path,
           status: r.status,
           bytes_sent: r.bytes,
-          ms: r.ms,
+          request_time: seconds(r.ms),
           ...(r.error ? { error: r.error } : {}),
         }),
       );
     },
     event(type, message, fields) {
-      sink(jsonLine({ time: time(), type, msg: message, ...fields }));
+      sink(jsonLine({ time: time(), level: eventLevel(type), type, msg: message, ...fields }));
     },
   };
 }

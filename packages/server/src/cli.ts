@@ -5,12 +5,15 @@
  *   drp-server ca print            print the CA certificate (PEM), creating the CA if needed
  *   drp-server ca fingerprint      print its SHA-256 fingerprint
  *   drp-server ca rotate           replace the CA (the old pair is kept as *.bak)
+ *   drp-server cache ...           inspect and manage the cache directory (commands/cache.ts)
+ *   drp-server prefetch ...        warm the cache through a running proxy (commands/prefetch.ts)
  *
  * Exit status: 0 after a clean stop, 2 for bad configuration, 1 for anything else.
  */
 import { isCaError, loadOrCreateCA, rotateCA } from '@drp/ca';
 import createDebug from 'debug';
 import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
+import { runTool } from './commands/tools.js';
 import {
   ConfigError,
   DEFAULTS,
@@ -43,6 +46,10 @@ function usage(): string {
     '  drp-server ca print          print the CA certificate (PEM)',
     '  drp-server ca fingerprint    print the CA certificate SHA-256 fingerprint',
     '  drp-server ca rotate         replace the CA; clients must trust the new one',
+    '  drp-server cache stats|ls|verify|rm|prune [--cache-dir DIR]',
+    '                               inspect and manage the cache (drp-server cache --help)',
+    '  drp-server prefetch --proxy URL IMAGE...',
+    '                               pull images through a running proxy (drp-server prefetch --help)',
     '',
     'Flags (they win over the environment):',
     ...flags,
@@ -142,6 +149,12 @@ export interface MainHooks {
 }
 
 export async function main(argv: string[], hooks: MainHooks = {}): Promise<void> {
+  if (argv[0] === 'cache' || argv[0] === 'prefetch') {
+    // One-shot tools: default signal behaviour, their own flags.
+    hooks.replaceEarlySignalHandlers?.();
+    process.exitCode = await runTool(argv[0], argv.slice(1));
+    return;
+  }
   let config: ServerConfig;
   let command: ReturnType<typeof parseFlags>;
   try {

@@ -59,6 +59,11 @@ export const DEFAULTS = Object.freeze({
   CACHE_MAX_SIZE: '32g',
   /** Entries not read for this long are removed. */
   CACHE_INACTIVE: '60d',
+  /**
+   * How often the daemon re-hashes every stored entry and removes corrupt ones (blob hits are
+   * not re-hashed; see docs/operations.md). 0 turns the background scrub off.
+   */
+  CACHE_SCRUB_INTERVAL: '24h',
   ALLOW_PUSH: 'false',
   /** Accepted for compatibility; drp always streams request bodies (see docs/configuration.md). */
   PROXY_REQUEST_BUFFERING: 'true',
@@ -191,6 +196,8 @@ export interface ServerConfig {
   };
   readonly maxSize: string;
   readonly inactive: string;
+  /** CACHE_SCRUB_INTERVAL; 0: no background scrub. */
+  readonly scrubIntervalMs: number;
   readonly allowPush: boolean;
   readonly verifyBlobAccess: AccessCheckMode;
   readonly verifyTls: boolean;
@@ -577,6 +584,7 @@ export function loadConfig(input: LoadConfigInput = {}): ServerConfig {
     }),
     maxSize: read('CACHE_MAX_SIZE', (v) => v.asSizeText()),
     inactive: read<string>('CACHE_INACTIVE', (v) => v.asDurationText()),
+    scrubIntervalMs: read('CACHE_SCRUB_INTERVAL', (v) => v.asDurationMs()),
     allowPush: read('ALLOW_PUSH', (v) => v.asFlag()),
     verifyBlobAccess: read('VERIFY_BLOB_ACCESS', (v) => v.asAccessMode()),
     verifyTls: read('VERIFY_SSL', (v) => v.asFlag()),

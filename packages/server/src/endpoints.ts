@@ -6,11 +6,13 @@
  *   /setup/systemd  a shell script configuring dockerd (CA trust, then proxy drop-in, restart)
  *   /healthz        200 `{"status":"ok"}` while serving, 503 while shutting down
  *   /metrics        Prometheus text format (when METRICS is on)
+ *   /status         an HTML status page for operators; /status.json the same figures
  *
  * Anything else is a 404: a direct request is never forwarded anywhere, so it cannot loop back
  * into the proxy.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { renderStatusPage, type StatusReport } from './status-page.js';
 
 export interface EndpointsOptions {
   readonly caCertPem: string;
@@ -21,6 +23,8 @@ export interface EndpointsOptions {
   readonly port: () => number;
   readonly draining: () => boolean;
   readonly metrics: (() => Promise<{ contentType: string; body: string }>) | undefined;
+  /** The status page's figures, computed per request. */
+  readonly status: () => StatusReport;
   readonly version: string;
 }
 
@@ -151,6 +155,12 @@ export function createEndpoints(options: EndpointsOptions): DirectHandler {
           return;
         }
         break;
+      case '/status':
+        send(req, res, 200, 'text/html; charset=utf-8', renderStatusPage(options.status()));
+        return;
+      case '/status.json':
+        send(req, res, 200, 'application/json', `${JSON.stringify(options.status())}\n`);
+        return;
       default:
         break;
     }

@@ -1,8 +1,11 @@
 /**
  * Prometheus metrics from the cache's events and the proxy's tunnels, in a registry owned by
  * one proxy instance (never prom-client's global one, so several proxies can share a process).
+ * Node's process metrics keep their standard names (`process_*`, `nodejs_*`) so stock
+ * dashboards work; drp's own start with `drp_`. The `registry` label only takes configured
+ * registries (REGISTRIES, Docker Hub's hosts) and `other`, so its cardinality is bounded.
  */
-import type { CacheEvents, RequestOutcome } from '@drp/core';
+import type { CacheEvents, RequestOutcome, UpstreamEvent } from '@drp/core';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ForwardRecord, TunnelRecord } from './mitm.js';
 
@@ -16,17 +19,26 @@ export interface ProxyMetrics {
   close(): void;
 }
 
-export function createMetrics(
-  events: CacheEvents,
-  live: { activeRequests: () => number; openTunnels: () => number },
-): ProxyMetrics {
+export interface MetricsSources {
+  activeRequests(): number;
+  openTunnels(): number;
+  cacheStats(): { entries: number; bytes: number; maxBytes: number };
+  /** Last Docker Hub rate-limit figures by registry (`host:port`). */
+  rateLimits(): ReadonlyMap<string, { limit: number | null; remaining: number | null }>;
+  /** A registry's label value: itself when configured, else `other`. */
+  registryLabel(registry: string): string;
+  readonly caNotAfter: Date;
+  readonly version: string;
+}
+
+export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'drp_' });
+  collectDefaultMetrics({ register: registry });
 
   const requests = new Counter({
     name: 'drp_requests_total',
     help: 'Registry requests served, by cache status and request type',
-    labelNames: ['cache_status', 'request_type', 'status_class'] as const,
+    labelNames: ['cache_status', 'request_type', 'status_class', 'registry'] as const,
     registers: [registry],
   });
   const bytes = new Counter({
@@ -66,6 +78,75 @@ export function createMetrics(
     labelNames: ['status_class'] as const,
     registers: [registry],
   });
+  const upstream = new Counter({
+    name: 'drp_upstream_requests_total',
+    help: 'Requests drp sent to registries, by registry and status class (error: no answer)',
+    labelNames: ['registry', 'status_class'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'drp_cache_bytes',
+    help: 'Bytes stored in the cache',
+    registers: [registry],
+    collect() {
+      this.set(live.cacheStats().bytes);
+    },
+  });
+  new Gauge({
+    name: 'drp_cache_entries',
+    help: 'Entries (blobs and manifests) stored in the cache',
+    registers: [registry],
+    collect() {
+      this.set(live.cacheStats().entries);
+    },
+  });
+  new Gauge({
+    name: 'drp_cache_max_bytes',
+    help: 'The cache size cap (CACHE_MAX_SIZE)',
+    registers: [registry],
+    collect() {
+      this.set(live.cacheStats().maxBytes);
+    },
+  });
+  new Gauge({
+    name: 'drp_ca_expiry_timestamp_seconds',
+    help: 'When the CA certificate clients trust expires (Unix time)',
+    registers: [registry],
+    collect() {
+      this.set(Math.floor(live.caNotAfter.getTime() / 1000));
+    },
+  });
+  new Gauge({
+    name: 'drp_upstream_ratelimit_remaining',
+    help: 'Last ratelimit-remaining a registry sent (Docker Hub pulls left in its window)',
+    labelNames: ['registry'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [host, figures] of live.rateLimits())
+        if (figures.remaining !== null) this.set({ registry: live.registryLabel(host) }, figures.remaining);
+    },
+  });
+  new Gauge({
+    name: 'drp_upstream_ratelimit_limit',
+    help: 'Last ratelimit-limit a registry sent (Docker Hub pulls allowed per window)',
+    labelNames: ['registry'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [host, figures] of live.rateLimits())
+        if (figures.limit !== null) this.set({ registry: live.registryLabel(host) }, figures.limit);
+    },
+  });
+  new Gauge({
+    name: 'drp_build_info',
+    help: 'Always 1; the labels say which drp and Node.js are running',
+    labelNames: ['version', 'nodejs_version'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ version: live.version, nodejs_version: process.version }, 1);
+    },
+  });
   new Gauge({
     name: 'drp_active_requests',
     help: 'Requests being served right now',
@@ -91,6 +172,11 @@ export function createMetrics(
     'verify-failed': () => store.inc({ event: 'verify-failed', kind: 'blob' }),
     stale: () => store.inc({ event: 'stale', kind: 'manifest' }),
     'store-skipped': () => store.inc({ event: 'store-skipped', kind: 'any' }),
+    upstream: (e: UpstreamEvent) =>
+      upstream.inc({
+        registry: live.registryLabel(e.registry),
+        status_class: e.status === undefined ? 'error' : `${Math.floor(e.status / 100)}xx`,
+      }),
   } as const;
   for (const [name, fn] of Object.entries(listeners)) events.on(name as 'hit', fn as () => void);
 
@@ -98,7 +184,12 @@ export function createMetrics(
     registry,
     request(o) {
       const statusClass = `${Math.floor(o.status / 100)}xx`;
-      requests.inc({ cache_status: o.cacheStatus, request_type: o.requestType, status_class: statusClass });
+      requests.inc({
+        cache_status: o.cacheStatus,
+        request_type: o.requestType,
+        status_class: statusClass,
+        registry: live.registryLabel(o.registry),
+      });
       bytes.inc({ cache_status: o.cacheStatus }, o.bytes);
       duration.observe({ request_type: o.requestType }, o.totalMs / 1000);
     },

@@ -21,6 +21,7 @@ import {
 } from '@drp/core';
 import createDebug from 'debug';
 import type { AccessLog } from './access-log.js';
+import { writeCacheInfo } from './cache-info.js';
 import { isIntercepted, type ServerConfig } from './config.js';
 import { createEndpoints } from './endpoints.js';
 import { createAdmission } from './front/admission.js';
@@ -31,6 +32,10 @@ import { createMirror } from './mirror.js';
 import { createMirrorTlsServer, type MirrorTlsServer } from './mirror-tls.js';
 import { createMitmServer, type MitmServer } from './mitm.js';
 import { formatRule } from './registries.js';
+import { registryLabeler } from './registry-label.js';
+import { startScrub } from './scrub.js';
+import { createStatsCollector } from './stats.js';
+import type { StatusReport } from './status-page.js';
 import { VERSION } from './version.js';
 
 const debug = createDebug('drp:server');
@@ -158,12 +163,41 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     throw error;
   }
 
+  try {
+    // For `drp-server cache stats` and other tools reading the directory from outside.
+    await writeCacheInfo(config.cacheDir, {
+      maxBytes: cache.options.maxSizeBytes,
+      version: VERSION,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+    });
+  } catch (error) {
+    debug('cannot record the cache info: %s', (error as Error).message);
+  }
+  const stats = createStatsCollector(cache.events);
+  const stopScrub = startScrub(cache, config.scrubIntervalMs, log);
+  const startedAt = Date.now();
+
   let address: AddressInfo | undefined;
   let draining = false;
   let closing: Promise<void> | undefined;
   let metrics: ProxyMetrics | undefined;
 
   const intercepting = config.registries.map(formatRule);
+  const statusReport = (): StatusReport => {
+    const c = cache.stats();
+    return {
+      version: VERSION,
+      startedAt: new Date(startedAt).toISOString(),
+      uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
+      ...stats.figures(),
+      cacheBytes: c.bytes,
+      cacheEntries: c.entries,
+      cacheMaxBytes: c.maxBytes,
+      ca: { fingerprint256: ca.fingerprint256, notAfter: ca.notAfter.toISOString() },
+      intercepting,
+    };
+  };
   const endpoints = createEndpoints({
     caCertPem: ca.certPem,
     caFingerprint: ca.fingerprint256,
@@ -172,6 +206,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     draining: () => draining,
     metrics: config.metrics ? () => metrics?.render() ?? Promise.reject(new Error('no metrics')) : undefined,
     version: VERSION,
+    status: statusReport,
   });
 
   const clientOf = (req: IncomingMessage) => {
@@ -188,6 +223,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
       (outcome) => {
         log?.request(outcome, client, outcome.error === 'DRP_UPSTREAM_PROXY' ? proxyField : undefined);
         metrics?.request(outcome);
+        stats.request(outcome);
       },
       (error: unknown) => debug('handle failed: %s', (error as Error).message),
     );
@@ -251,6 +287,11 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     metrics = createMetrics(cache.events, {
       activeRequests: () => mitm.activeRequests,
       openTunnels: () => mitm.openTunnels,
+      cacheStats: () => cache.stats(),
+      rateLimits: () => stats.rateLimits(),
+      registryLabel: registryLabeler(config.registries),
+      caNotAfter: ca.notAfter,
+      version: VERSION,
     });
   }
 
@@ -298,6 +339,8 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
         draining = true;
         await mitm.shutdown(graceMs, Math.min(1000, graceMs));
         await mirrorTls?.close();
+        stopScrub();
+        stats.close();
         await cache.close();
         ca.close();
         metrics?.close();

@@ -12,7 +12,19 @@
  * leaves at worst an unreferenced content file, which `open` sweeps away).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import {
+  chmod,
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import cacache from 'cacache';
 import createDebug from 'debug';
@@ -20,6 +32,7 @@ import { DrpError } from '../api/errors.js';
 import type { CacheEvents } from '../events.js';
 import { AccessJournal } from './access-journal.js';
 import { type BlobDigest, blobDigest, blobKey, contentPath } from './digest.js';
+import { RemovalNotesReader } from './removal-notes.js';
 
 const debug = createDebug('drp:store');
 
@@ -55,6 +68,15 @@ export interface BlobStoreOptions {
   readonly journalFlushMs?: number;
   /** Bytes kept beside the blobs (the tag index) that count in the cap too. */
   readonly otherBytes?: () => number;
+  /** How often removals by other processes (the cache tools) are picked up. Default 2000 ms. */
+  readonly removalPollMs?: number;
+}
+
+/** What one pass of `scrub()` found. */
+export interface ScrubResult {
+  readonly checked: number;
+  readonly corrupt: string[];
+  readonly missing: string[];
 }
 
 export interface BlobStoreStats {
@@ -74,10 +96,10 @@ interface Entry {
   pins: number;
 }
 
-type EvictReason = 'size' | 'inactive' | 'manual';
+type EvictReason = 'size' | 'inactive' | 'manual' | 'corrupt';
 
 const SPOOL_DIR = 'drp-spool';
-const JOURNAL_FILE = 'drp-access.journal';
+export const JOURNAL_FILE = 'drp-access.journal';
 
 export class BlobStore {
   readonly dir: string;
@@ -92,12 +114,16 @@ export class BlobStore {
   #stored = 0;
   #evicted = 0;
   #sweepTimer: NodeJS.Timeout | undefined;
+  #removalTimer: NodeJS.Timeout | undefined;
+  readonly #removalNotes: RemovalNotesReader;
+  #scrubbing: Promise<ScrubResult> | undefined;
   #closed = false;
 
   private constructor(options: BlobStoreOptions) {
     this.dir = options.dir;
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#removalNotes = new RemovalNotesReader(options.dir);
   }
 
   /** Opens (creating) the store: loads the index and access order, sweeps crash leftovers. */
@@ -144,7 +170,7 @@ export class BlobStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         // Removed behind our back: forget it, the caller fetches it again.
         debug('content of %s is missing; dropping the entry', digest);
-        this.#drop(entry, 'manual');
+        void this.#remove(entry, 'manual');
         return undefined;
       }
       throw new DrpError('DRP_CACHE_IO', `cannot open cached blob ${digest}`, { cause: error });
@@ -171,7 +197,7 @@ export class BlobStore {
     if (actual !== d.hex) {
       throw new DrpError('DRP_DIGEST_MISMATCH', `content does not match ${digest}`);
     }
-    const existing = this.#entries.get(digest);
+    const existing = await this.#present(this.#entries.get(digest));
     if (existing && sameMeta(existing.meta, meta)) {
       this.#touch(existing);
       return;
@@ -221,7 +247,7 @@ export class BlobStore {
     } catch (error) {
       entry.pins -= 1;
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.#drop(entry, 'manual');
+        void this.#remove(entry, 'manual');
         return undefined;
       }
       throw new DrpError('DRP_CACHE_IO', `cannot read cached blob ${digest}`, { cause: error });
@@ -250,7 +276,7 @@ export class BlobStore {
       this.#options.events?.publish('store-skipped', { digest, size, reason: 'larger than the cache' });
       return false;
     }
-    const existing = this.#entries.get(digest);
+    const existing = await this.#present(this.#entries.get(digest));
     if (existing) {
       await unlink(spoolPath).catch(() => undefined);
       this.#touch(existing);
@@ -304,6 +330,49 @@ export class BlobStore {
     return victims.length;
   }
 
+  /**
+   * Re-hashes every stored entry, one file at a time: corrupt ones are removed (evict reason
+   * `corrupt`), ones whose file vanished are forgotten. Entries stored while it runs are left
+   * for the next pass. One pass at a time; a second call joins the running one.
+   */
+  scrub(): Promise<ScrubResult> {
+    this.#scrubbing ??= this.#scrub().finally(() => {
+      this.#scrubbing = undefined;
+    });
+    return this.#scrubbing;
+  }
+
+  async #scrub(): Promise<ScrubResult> {
+    const corrupt: string[] = [];
+    const missing: string[] = [];
+    let checked = 0;
+    for (const entry of [...this.#entries.values()]) {
+      if (this.#closed) break;
+      if (this.#entries.get(entry.d.digest) !== entry) continue;
+      const result = await hashFile(contentPath(this.dir, entry.d), entry.d.algorithm);
+      checked += 1;
+      if (result === undefined) {
+        missing.push(entry.d.digest);
+        await this.#remove(entry, 'manual');
+      } else if (result.hex !== entry.d.hex || result.size !== entry.size) {
+        debug('scrub: content of %s is corrupt; removing it', entry.d.digest);
+        corrupt.push(entry.d.digest);
+        await this.#remove(entry, 'corrupt');
+      }
+    }
+    return { checked, corrupt, missing };
+  }
+
+  /** Forgets entries another process removed (cache tools), when their file is really gone. */
+  async applyRemovalNotes(): Promise<number> {
+    let forgotten = 0;
+    for (const digest of await this.#removalNotes.poll()) {
+      const entry = this.#entries.get(digest);
+      if (entry && !(await this.#present(entry))) forgotten += 1;
+    }
+    return forgotten;
+  }
+
   /** Digests from least to most recently used. */
   accessOrder(): string[] {
     return [...this.#entries.keys()];
@@ -332,7 +401,9 @@ export class BlobStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    if (this.#removalTimer) clearInterval(this.#removalTimer);
     await Promise.all(this.#removing.values());
+    await this.#scrubbing?.catch(() => undefined);
     await this.#journal?.close();
   }
 
@@ -348,6 +419,8 @@ export class BlobStore {
     await mkdir(this.spoolDir, { recursive: true, mode: 0o700 }).catch((error: Error) =>
       debug('cannot create the spool directory: %s', error.message),
     );
+    // The index read below already reflects every removal noted so far.
+    await this.#removalNotes.reset();
 
     const { journal, atimes } = await AccessJournal.open(
       join(this.dir, JOURNAL_FILE),
@@ -393,6 +466,26 @@ export class BlobStore {
       const every = this.#options.sweepIntervalMs ?? Math.min(Math.max(inactive / 20, 1000), 600_000);
       this.#sweepTimer = setInterval(() => void this.sweepInactive().catch(() => undefined), every);
       this.#sweepTimer.unref();
+    }
+    this.#removalTimer = setInterval(
+      () => void this.applyRemovalNotes().catch(() => undefined),
+      this.#options.removalPollMs ?? 2000,
+    );
+    this.#removalTimer.unref();
+  }
+
+  /** The entry when its content file exists; a vanished one is forgotten (accounting stays true). */
+  async #present(entry: Entry | undefined): Promise<Entry | undefined> {
+    if (!entry) return undefined;
+    try {
+      await stat(contentPath(this.dir, entry.d));
+      return entry;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return entry;
+      debug('content of %s was removed by another process; forgetting it', entry.d.digest);
+      // Its index line too (usually gone already); a commit of the digest waits for this.
+      void this.#remove(entry, 'manual');
+      return undefined;
     }
   }
 
@@ -511,7 +604,7 @@ const rmEntry = cacache.rm.entry as (
   opts: { removeFully: boolean },
 ) => Promise<unknown>;
 
-function removeIndexEntry(dir: string, key: string): Promise<unknown> {
+export function removeIndexEntry(dir: string, key: string): Promise<unknown> {
   return rmEntry(dir, key, { removeFully: true });
 }
 
@@ -536,4 +629,23 @@ function sameMeta(a: BlobMeta | undefined, b: BlobMeta | undefined): boolean {
   if (a === undefined) return false;
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+/** Hash and size of a file, or undefined when it does not exist. */
+export async function hashFile(
+  path: string,
+  algorithm: string,
+): Promise<{ hex: string; size: number } | undefined> {
+  const hash = createHash(algorithm);
+  let size = 0;
+  try {
+    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      hash.update(chunk);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  return { hex: hash.digest('hex'), size };
 }

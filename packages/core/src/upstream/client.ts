@@ -50,15 +50,37 @@ export interface UpstreamResponse {
   abort(): void;
 }
 
+/** What every upstream exchange reports (the cache turns it into an `upstream` event). */
+export interface UpstreamObservation {
+  readonly target: UpstreamTarget;
+  readonly method: string;
+  readonly status: number | undefined;
+  readonly headers: IncomingHttpHeaders | undefined;
+  readonly ms: number;
+  readonly error: DrpError | undefined;
+}
+
+/** What the client reports to, and borrows from, the cache that owns it. */
+export interface UpstreamHooks {
+  readonly credentials?: Credentials;
+  readonly observe?: (observation: UpstreamObservation) => void;
+}
+
 export class UpstreamClient {
   readonly #got: Got;
   readonly #agents: UpstreamAgents;
   readonly #options: ResolvedUpstream;
   readonly #tokens: BearerTokens | undefined;
+  readonly #observe: ((observation: UpstreamObservation) => void) | undefined;
 
-  /** `credentials`: for the token realms of targets with `tokens: 'drp'` (see bearer.ts). */
-  constructor(options: ResolvedUpstream, credentials?: Credentials) {
+  /**
+   * `hooks.credentials`: for the token realms of targets with `tokens: 'drp'` (see bearer.ts);
+   * `hooks.observe`: told of every upstream answer or error (status pages, rate limits).
+   */
+  constructor(options: ResolvedUpstream, hooks: UpstreamHooks = {}) {
     this.#options = options;
+    this.#observe = hooks.observe;
+    const credentials = hooks.credentials;
     this.#tokens = credentials
       ? new BearerTokens(credentials, (target, path, headers) => this.#fetchText(target, path, headers))
       : undefined;
@@ -151,7 +173,18 @@ export class UpstreamClient {
     });
 
     return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(toDrpError(error, target));
+      const onError = (error: Error) => {
+        const mapped = toDrpError(error, target);
+        this.#observe?.({
+          target,
+          method,
+          status: undefined,
+          headers: undefined,
+          ms: performance.now() - started,
+          error: mapped,
+        });
+        reject(mapped);
+      };
       stream.once('error', onError);
       stream.once('response', (response: PlainResponse) => {
         stream.off('error', onError);
@@ -167,6 +200,14 @@ export class UpstreamClient {
           Math.round(headersMs),
           redirects,
         );
+        this.#observe?.({
+          target,
+          method,
+          status: response.statusCode,
+          headers: response.headers,
+          ms: headersMs,
+          error: undefined,
+        });
         resolve({
           status: response.statusCode,
           headers: response.headers,

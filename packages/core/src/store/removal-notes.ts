@@ -1,0 +1,76 @@
+/**
+ * Removals made by another process (the `drp-server cache rm|prune|verify --fix` tools) while a
+ * daemon serves the same directory. The tool appends `D <digest>` lines to
+ * `<cacheDir>/drp-removed.log` after deleting the index line and the content file; each daemon
+ * polls the file's size and, for every new line, forgets the entry if its content file is gone
+ * (it may have stored the blob again since). Lines are small and appended with O_APPEND, so
+ * concurrent writers do not interleave. The file is cleared when a store opens: the index it
+ * reloads already reflects every removal.
+ */
+import { open, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import createDebug from 'debug';
+
+const debug = createDebug('drp:store:removals');
+
+export const REMOVAL_NOTES_FILE = 'drp-removed.log';
+
+/** Records digests another process removed from the store in `cacheDir`. */
+export async function noteRemovals(cacheDir: string, digests: readonly string[]): Promise<void> {
+  if (digests.length === 0) return;
+  const handle = await open(join(cacheDir, REMOVAL_NOTES_FILE), 'a');
+  try {
+    await handle.write(digests.map((d) => `D ${d}\n`).join(''));
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads lines appended since the last call. One per store instance. */
+export class RemovalNotesReader {
+  readonly #file: string;
+  #offset = 0;
+
+  constructor(cacheDir: string) {
+    this.#file = join(cacheDir, REMOVAL_NOTES_FILE);
+  }
+
+  /** Deletes the notes (on store open) and starts from the beginning. */
+  async reset(): Promise<void> {
+    await unlink(this.#file).catch(() => undefined);
+    this.#offset = 0;
+  }
+
+  /** Digests noted since the last call; empty when nothing changed. */
+  async poll(): Promise<string[]> {
+    let size: number;
+    try {
+      size = (await stat(this.#file)).size;
+    } catch {
+      this.#offset = 0;
+      return [];
+    }
+    // Another store instance cleared it: read it again from the start (removals are idempotent).
+    if (size < this.#offset) this.#offset = 0;
+    if (size === this.#offset) return [];
+    const handle = await open(this.#file, 'r');
+    try {
+      const length = size - this.#offset;
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, this.#offset);
+      const text = buffer.subarray(0, bytesRead).toString('utf8');
+      // Only whole lines: a line being written is read on the next poll.
+      const end = text.lastIndexOf('\n') + 1;
+      this.#offset += Buffer.byteLength(text.slice(0, end));
+      const digests = text
+        .slice(0, end)
+        .split('\n')
+        .filter((line) => line.startsWith('D '))
+        .map((line) => line.slice(2).trim());
+      debug('%d removals noted by another process', digests.length);
+      return digests;
+    } finally {
+      await handle.close();
+    }
+  }
+}
