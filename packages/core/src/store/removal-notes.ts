@@ -18,7 +18,7 @@ export const REMOVAL_NOTES_FILE = 'drp-removed.log';
 /** Records digests another process removed from the store in `cacheDir`. */
 export async function noteRemovals(cacheDir: string, digests: readonly string[]): Promise<void> {
   if (digests.length === 0) return;
-  const handle = await open(join(cacheDir, REMOVAL_NOTES_FILE), 'a');
+  const handle = await open(join(cacheDir, REMOVAL_NOTES_FILE), 'a', 0o600);
   try {
     await handle.write(digests.map((d) => `D ${d}\n`).join(''));
   } finally {
