@@ -8,7 +8,9 @@
 //   BENCH_QUICK=1          fewer runs per figure
 //   BENCH_SYSTEMS=a,b      only these systems (drp, nginx, distribution, direct)
 //   BENCH_WAN_MBPS, BENCH_WAN_LATENCY_MS   the `wan` bench's front (default 40 MB/s, 30 ms)
+//   BENCH_OUT=FILE         also write the JSON result here
 //   DRP_BENCH_NODE_ARGS    extra node flags for drp-server (e.g. --cpu-prof --cpu-prof-dir=DIR)
+import { copyFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pullBench } from './pull.ts';
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
     failures,
     figures: results,
   });
+  if (process.env.BENCH_OUT) copyFileSync(file, process.env.BENCH_OUT);
   process.stdout.write(`\nJSON: ${file}\n`);
   if (failures.length > 0) {
     process.stdout.write(`\nFAILED: ${failures.map((f) => f.bench).join(', ')}\n`);

@@ -30,35 +30,33 @@ export function wanOptions(): WanOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Token-bucket pacing: at most `rate` bytes/s, in bursts of at most `burst` bytes. */
+/**
+ * Token-bucket pacing: at most `rate` bytes/s on average, with at most `burst` bytes of unused
+ * credit. Kept as the time the next byte may leave (`#next`), so a timer that fires late (a
+ * loaded machine) is made up by the following pieces instead of lowering the rate.
+ */
 export class Pace extends Transform {
-  #tokens: number;
-  #last = performance.now();
+  #next = performance.now();
   constructor(
     private readonly rate: number,
-    private readonly burst = 64 * 1024,
+    private readonly burst = 256 * 1024,
   ) {
     super();
-    this.#tokens = burst;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#send(chunk).then(() => cb(), cb);
   }
   async #send(chunk: Buffer): Promise<void> {
-    let rest = chunk;
-    while (rest.length > 0) {
-      const piece = rest.subarray(0, this.burst);
-      for (;;) {
-        const now = performance.now();
-        this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.rate);
-        this.#last = now;
-        if (this.#tokens >= piece.length) break;
-        await sleep(Math.max(1, ((piece.length - this.#tokens) / this.rate) * 1000));
-        if (this.destroyed) return;
-      }
-      this.#tokens -= piece.length;
-      this.push(piece);
-      rest = rest.subarray(piece.length);
+    const piece = 64 * 1024;
+    for (let off = 0; off < chunk.length; off += piece) {
+      const part = chunk.subarray(off, off + piece);
+      const now = performance.now();
+      this.#next =
+        Math.max(this.#next, now - (this.burst / this.rate) * 1000) + (part.length / this.rate) * 1000;
+      const wait = this.#next - now - (this.burst / this.rate) * 1000;
+      if (wait > 0) await sleep(wait);
+      if (this.destroyed) return;
+      this.push(part);
     }
   }
 }
