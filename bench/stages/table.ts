@@ -2,7 +2,8 @@
 // thread's share, the client's CPU, wall time and MB/s), and the floor of a cold fill: the sum
 // of the cheapest variant of each stage a fill must do, beside the sum of the variants drp's
 // fill uses today (flight.ts: 16 KiB hash updates on the main thread, writev of the chunks that
-// queued during the previous write — up to 4 MiB, 1 MiB shown — and delivery from the spool file).
+// queued during the previous write — up to 4 MiB, 1 MiB shown — and delivery from memory: a
+// reader that keeps pace copies from the flight's window of recently written bytes).
 import { median } from '../report.ts';
 import type { StageResult } from './measure.ts';
 
@@ -51,7 +52,7 @@ const PARTS: readonly Part[] = [
   { name: 'upstream TLS download (got)', prefix: 'download-got', today: 'download-got' },
   { name: 'SHA-256', prefix: 'sha256', today: 'sha256-main-16k' },
   { name: 'spool writes', prefix: 'spool', today: 'spool-writev-1024k' },
-  { name: 'TLS delivery to one client', prefix: 'deliver', today: 'deliver-file' },
+  { name: 'TLS delivery to one client', prefix: 'deliver', today: 'deliver-buffer' },
 ];
 
 export function floorRows(samples: Map<string, StageResult[]>): string {
