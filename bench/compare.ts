@@ -23,14 +23,17 @@ const runs = process.argv.slice(2).map((arg) => {
   if (eq <= 0) throw new Error(`expected LABEL=FILE, got ${JSON.stringify(arg)}`);
   return { label: arg.slice(0, eq), data: JSON.parse(readFileSync(arg.slice(eq + 1), 'utf8')) as unknown };
 });
-const labels = runs.map((r) => r.label);
-const ratioHead = labels.length === 2 ? ` | ${labels[1]} / ${labels[0]}` : '';
-const ratio = (a: number | undefined, b: number | undefined) =>
-  labels.length === 2 ? ` | ${a && b ? `${(b / a).toFixed(2)}×` : '—'}` : '';
+// With two runs of a kind (two stage results, or two bench results), a column of their ratio.
+const ratioColumn = (labels: string[]) => ({
+  head: labels.length === 2 ? ` | ${labels[1]} / ${labels[0]}` : '',
+  cell: (a: number | undefined, b: number | undefined) =>
+    labels.length === 2 ? ` | ${a && b ? `${(b / a).toFixed(2)}×` : '—'}` : '',
+});
 
 const stages = runs.filter((r) => 'medians' in (r.data as object)) as { label: string; data: StagesResult }[];
 if (stages.length > 0) {
   const names = [...new Set(stages.flatMap((r) => Object.keys(r.data.medians)))];
+  const { head: ratioHead, cell: ratio } = ratioColumn(stages.map((r) => r.label));
   const out = [
     `Stages (${stages.map((r) => `${r.label}: Node ${r.data.node}`).join(', ')}): CPU s/GB (wall s per run)`,
     '',
@@ -50,6 +53,7 @@ if (stages.length > 0) {
 const benches = runs.filter((r) => 'figures' in (r.data as object)) as { label: string; data: BenchResult }[];
 if (benches.length > 0) {
   const ids = [...new Set(benches.flatMap((r) => r.data.figures.map((f) => f.id)))];
+  const { head: ratioHead, cell: ratio } = ratioColumn(benches.map((r) => r.label));
   const out = [
     `Benches, drp's medians (${benches.map((r) => `${r.label}: drp-server on ${r.data.machine.drpNode ?? r.data.machine.node}`).join(', ')})`,
     '',
