@@ -1,13 +1,15 @@
 // Image pulls with skopeo (`skopeo copy docker://... dir:`) of a 3-layer ~350 MB image:
-//   warm: every blob already cached — drp, distribution's proxy, and a direct pull from the upstream;
-//   cold: drp on an empty cache against a direct pull (distribution's proxy shown for reference).
+//   warm: every blob already cached — drp, nginx proxy_cache, distribution's proxy, and a
+//         direct pull from the upstream;
+//   cold: drp on an empty cache against a direct pull (nginx and distribution's proxy, each on
+//         an empty cache, shown for reference).
 // skopeo's own CPU dominates a warm pull, so each system's CPU seconds per pull are reported
 // beside the wall time, and skopeo's too.
 
 import { type SkopeoTiming, timedSkopeoPull } from './references/clients.ts';
 import type { BenchEnv } from './references/env.ts';
 import { measure } from './references/proc.ts';
-import { directSystem, type System, startDistribution, startDrp } from './references/systems.ts';
+import { directSystem, type System, startDistribution, startDrp, startNginx } from './references/systems.ts';
 import { addSample, type Figure, type Samples } from './report.ts';
 
 interface PullSamples {
@@ -78,6 +80,7 @@ export async function pullBench(env: BenchEnv): Promise<Figure[]> {
     const list: System[] = [];
     if (env.wants('direct')) list.push(direct);
     if (env.wants('drp')) list.push(await startDrp(env.h, env.upstream, { caDir: drpCa }));
+    if (env.wants('nginx')) list.push(await startNginx(env.h, env.upstream));
     if (env.wants('distribution')) list.push(await startDistribution(env.h, env.upstream));
     return list;
   };

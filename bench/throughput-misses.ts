@@ -1,12 +1,20 @@
 // Concurrent cold misses: 16 curl clients ask at once for one ~200 MB blob nobody has cached.
 // Per system (fresh cache each run): upstream GETs for that blob, the time until the last
-// client is done, and, for scale, the time of a single cold fetch by one client alone.
-// drp against distribution's proxy (nginx's cache lock is not part of the issue's comparison).
+// client is done, and, for scale, the time and the proxy's CPU of a single cold fetch by one
+// client alone. drp against nginx proxy_cache (the original's engine; its proxy_cache_lock
+// holds the other clients until the fill is done, then serves them from the cache) and
+// distribution's proxy.
 
 import { curlBatch } from './references/clients.ts';
 import type { BenchEnv } from './references/env.ts';
 import { measure } from './references/proc.ts';
-import { type System, type SystemName, startDistribution, startDrp } from './references/systems.ts';
+import {
+  type System,
+  type SystemName,
+  startDistribution,
+  startDrp,
+  startNginx,
+} from './references/systems.ts';
 import { addSample, type Figure, type Samples } from './report.ts';
 
 const CLIENTS = 16;
@@ -20,10 +28,12 @@ export async function missesBench(env: BenchEnv): Promise<Figure[]> {
   // One CA dir for every drp restart, as a real installation keeps its CA.
   const drpCa = env.h.tempDir('drp-ca-misses');
   if (env.wants('drp')) starters.push(['drp', () => startDrp(env.h, env.upstream, { caDir: drpCa })]);
+  if (env.wants('nginx')) starters.push(['nginx', () => startNginx(env.h, env.upstream)]);
   if (env.wants('distribution'))
     starters.push(['distribution', () => startDistribution(env.h, env.upstream)]);
 
   const single: Samples = {};
+  const singleCpu: Samples = {};
   const last: Samples = {};
   const ratio: Samples = {};
   const gets: Samples = {};
@@ -39,9 +49,10 @@ export async function missesBench(env: BenchEnv): Promise<Figure[]> {
       let one: number;
       try {
         await env.warmUp(sys);
-        const r = await curlBatch(1, sys.curl(blob.path));
+        const { result: r, usage } = await measure(sys.pid!, () => curlBatch(1, sys.curl(blob.path)));
         if (r.bytes !== blob.size) throw new Error(`${name}: single cold fetch got ${r.bytes} bytes`);
         one = r.wallSeconds;
+        addSample(singleCpu, name, usage.cpuSeconds);
       } finally {
         await sys.close();
       }
@@ -94,6 +105,7 @@ export async function missesBench(env: BenchEnv): Promise<Figure[]> {
       unit: 's',
       better: 'lower',
       samples: last,
+      targets: [{ kind: 'ratio', reference: 'nginx', max: 1.2 }],
     },
     {
       id: 'misses.single',
@@ -102,6 +114,16 @@ export async function missesBench(env: BenchEnv): Promise<Figure[]> {
       unit: 's',
       better: 'lower',
       samples: single,
+      targets: [{ kind: 'ratio', reference: 'nginx', max: 1.2 }],
+    },
+    {
+      id: 'misses.singleCpu',
+      section,
+      label: 'a single cold fetch, one client: proxy CPU (the whole fill)',
+      unit: 'CPU s',
+      better: 'lower',
+      samples: singleCpu,
+      targets: [{ kind: 'ratio', reference: 'nginx', max: 1.5 }],
     },
     {
       id: 'misses.lastOverSingle',

@@ -2,6 +2,7 @@
 // process owned by the harness, with a fresh cache directory, in front of the upstream registry.
 import { join } from 'node:path';
 import { freePort, type Harness, httpsRequest, type Registry } from '../../test/harness/index.ts';
+import { benchNode } from '../references/node.ts';
 import { REPO_ROOT, type System } from '../references/systems.ts';
 
 export interface BlobSystem extends System {
@@ -13,7 +14,7 @@ export async function startBlobServer(h: Harness, upstream: Registry): Promise<B
   const cert = await ca.issue(['localhost', '127.0.0.1']);
   const port = await freePort();
   const cacheDir = h.tempDir('drp-core-cache');
-  const daemon = h.spawn(process.execPath, [join(REPO_ROOT, 'bench/lib/blob-server.mjs')], {
+  const daemon = h.spawn(benchNode(), [join(REPO_ROOT, 'bench/lib/blob-server.mjs')], {
     cwd: REPO_ROOT,
     env: {
       PORT: String(port),

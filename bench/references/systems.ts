@@ -20,6 +20,7 @@ import {
   run,
 } from '../../test/harness/index.ts';
 import { NO_PROXY_ENV } from './clients.ts';
+import { benchNode } from './node.ts';
 
 export type SystemName = 'drp' | 'nginx' | 'distribution' | 'direct';
 
@@ -75,8 +76,15 @@ export interface DrpOptions {
   onLine?: (line: string) => void;
 }
 
-/** drp-server from this checkout (packages/server, built), as clients use it: an HTTPS proxy. */
-export async function startDrp(h: Harness, upstream: Registry, opts: DrpOptions = {}): Promise<System> {
+/**
+ * drp-server from this checkout (packages/server, built), as clients use it: an HTTPS proxy, on
+ * the Node binary of `--node` / $BENCH_NODE (default: the bench's own).
+ */
+export async function startDrp(
+  h: Harness,
+  upstream: Pick<Registry, 'namedHostPort' | 'hostPort'>,
+  opts: DrpOptions = {},
+): Promise<System> {
   const ca = await h.testCA();
   const port = await freePort();
   const cacheDir = h.tempDir('drp-cache');
@@ -86,26 +94,22 @@ export async function startDrp(h: Harness, upstream: Registry, opts: DrpOptions 
     ...(process.env.DRP_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     ...(opts.nodeArgs ?? []),
   ];
-  const daemon = h.spawn(
-    process.execPath,
-    [...nodeArgs, join(REPO_ROOT, 'packages/server/bin/drp-server.js')],
-    {
-      env: {
-        ...NO_PROXY_ENV,
-        PORT: String(port),
-        BIND: '127.0.0.1',
-        CACHE_DIR: cacheDir,
-        CA_DIR: caDir,
-        REGISTRIES: upstreamName,
-        UPSTREAM_MAPPINGS: `${upstreamName}=${upstream.hostPort}`,
-        UPSTREAM_CA_FILE: ca.certPath,
-        DEBUG: undefined,
-        ...opts.env,
-      },
-      keepLines: 50,
-      ...(opts.onLine ? { onLine: opts.onLine } : {}),
+  const daemon = h.spawn(benchNode(), [...nodeArgs, join(REPO_ROOT, 'packages/server/bin/drp-server.js')], {
+    env: {
+      ...NO_PROXY_ENV,
+      PORT: String(port),
+      BIND: '127.0.0.1',
+      CACHE_DIR: cacheDir,
+      CA_DIR: caDir,
+      REGISTRIES: upstreamName,
+      UPSTREAM_MAPPINGS: `${upstreamName}=${upstream.hostPort}`,
+      UPSTREAM_CA_FILE: ca.certPath,
+      DEBUG: undefined,
+      ...opts.env,
     },
-  );
+    keepLines: 50,
+    ...(opts.onLine ? { onLine: opts.onLine } : {}),
+  });
   const proxyUrl = `http://127.0.0.1:${port}`;
   let caPem = '';
   await waitFor('drp-server', daemon, async () => {
