@@ -102,13 +102,7 @@ export async function createRegistryCache(options: CreateRegistryCacheOptions): 
     }));
   await tags.load();
   const flights = new FlightTable(blobStore, events);
-  const counters = { hits: 0, misses: 0 };
-  events.on('hit', () => {
-    counters.hits += 1;
-  });
-  events.on('miss', () => {
-    counters.misses += 1;
-  });
+  const counters = countHits(events);
   const auth = new AuthClassifier(`${resolved.cacheDir}/drp-auth.key`, resolved.now);
   const parts = { options: resolved, upstream, credentials, events, auth, blobStore, flights, tags };
   const handle = createLifecycle({
@@ -123,35 +117,8 @@ export async function createRegistryCache(options: CreateRegistryCacheOptions): 
     options: resolved,
     events,
     handle,
-    middleware(resolve) {
-      return (req, res, next) => {
-        const target = resolve(req);
-        if (!target) {
-          if (next) next();
-          else {
-            res.statusCode = 404;
-            res.end();
-          }
-          return;
-        }
-        void handle(req, res, target);
-      };
-    },
-    stats() {
-      const store = blobStore.stats();
-      const fills = flights.stats();
-      return {
-        entries: store.entries,
-        bytes: store.bytes,
-        maxBytes: store.maxBytes,
-        hits: counters.hits,
-        misses: counters.misses,
-        stored: store.stored,
-        evicted: store.evicted,
-        fills: fills.fills,
-        activeFills: fills.active,
-      };
-    },
+    middleware: (resolve) => middlewareOf(handle, resolve),
+    stats: () => statsOf(blobStore, flights, counters),
     scrub() {
       return blobStore.scrub();
     },
@@ -160,6 +127,55 @@ export async function createRegistryCache(options: CreateRegistryCacheOptions): 
       upstream.close();
       if (!options.store) await blobStore.close();
     },
+  };
+}
+
+type Handle = RegistryCache['handle'];
+
+function middlewareOf(handle: Handle, resolve: TargetResolver): ReturnType<RegistryCache['middleware']> {
+  return (req, res, next) => {
+    const target = resolve(req);
+    if (target) {
+      void handle(req, res, target);
+      return;
+    }
+    if (next) next();
+    else {
+      res.statusCode = 404;
+      res.end();
+    }
+  };
+}
+
+function countHits(events: CacheEvents): { hits: number; misses: number } {
+  const counters = { hits: 0, misses: 0 };
+  events.on('hit', () => {
+    counters.hits += 1;
+  });
+  events.on('miss', () => {
+    counters.misses += 1;
+  });
+  return counters;
+}
+
+function statsOf(
+  store: BlobStore,
+  flights: FlightTable,
+  counters: { hits: number; misses: number },
+): CacheStats {
+  const { entries, bytes, maxBytes, stored, evicted } = store.stats();
+  const fills = flights.stats();
+  const { hits, misses } = counters;
+  return {
+    entries,
+    bytes,
+    maxBytes,
+    hits,
+    misses,
+    stored,
+    evicted,
+    fills: fills.fills,
+    activeFills: fills.active,
   };
 }
 

@@ -15,7 +15,7 @@ export {
   type OciErrorCode,
   ociErrorBody,
 } from './api/errors.js';
-export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER } from './api/respond.js';
+export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER, sendError } from './api/respond.js';
 export { isValidName, isValidTag, parseDigest, parseRoute, type Route, type RouteKind } from './api/route.js';
 export { type AuthRegistriesDelimiters, parseAuthRegistries } from './auth-registries.js';
 export {
