@@ -1,34 +1,40 @@
 /**
  * `createRegistryCache()`: one cache instance owning its store, upstream client, events and
- * in-flight transfers. `handle()` names a request with the route grammar and hands it to the
- * one handler for its kind.
+ * in-flight transfers. Requests go through the lifecycle in pipeline/lifecycle.ts: one parse of
+ * the request target, the route table, the method policy, the user's steps, then the handler.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DrpError } from './api/errors.js';
-import { describeRawTarget, parseRequestTarget, type RequestTarget } from './api/request-target.js';
-import { sendError } from './api/respond.js';
-import { type Route, routeOf } from './api/route.js';
-import type { OutcomeDraft, RequestContext } from './context.js';
-import { CacheEvents, type RequestOutcome, type RequestType, type UpstreamEvent } from './events.js';
+import { CacheEvents, type RequestOutcome, type UpstreamEvent } from './events.js';
 import { FlightTable } from './flight.js';
-import { blobs } from './middleware/blobs.js';
-import { createManifestServices, manifests } from './middleware/manifests.js';
-import { passthrough } from './middleware/passthrough.js';
-import { ping } from './middleware/ping.js';
-import { push } from './middleware/push.js';
-import { tokenRequest } from './middleware/token.js';
 import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { isPullOnlyTokenQuery, isReadRequest } from './policy/injection.js';
-import type { Services } from './services.js';
-import { AccessGrants } from './store/access-grants.js';
+import { buildHandlers, type HandlerOverrides } from './pipeline/handlers.js';
+import { createLifecycle } from './pipeline/lifecycle.js';
+import type { Step } from './pipeline/step.js';
+import { AuthClassifier } from './policy/auth-class.js';
 import { BlobStore, type ScrubResult } from './store/blob-store.js';
 import { TagIndex } from './store/tag-index.js';
 import { UpstreamClient, type UpstreamObservation } from './upstream/client.js';
 import { Credentials } from './upstream/credentials.js';
 import { targetKey, type UpstreamTarget } from './upstream/target.js';
 
-export type Handler = (ctx: RequestContext, services: Services) => Promise<void>;
+/**
+ * The content store option. TODO(lead): becomes core-engine's `ContentStore`
+ * (store/content-store.ts) when it lands; until then the current BlobStore's public shape.
+ */
+export type CacheStore = BlobStore;
+
+export interface CreateRegistryCacheOptions extends RegistryCacheOptions {
+  /** Steps run, in order, between routing and the handler (pipeline/step.ts). */
+  readonly use?: readonly Step[];
+  /** Replacements for the blob or manifest handler. */
+  readonly handlers?: HandlerOverrides;
+  /**
+   * A store opened by the caller (then not closed by `close()`); by default the cache opens one
+   * in `cacheDir` with `maxSize` and `inactive`.
+   */
+  readonly store?: CacheStore;
+}
 
 /** Resolves which registry a request is for; `undefined` lets a middleware call `next()`. */
 export type TargetResolver = (req: IncomingMessage) => UpstreamTarget | undefined;
@@ -71,78 +77,7 @@ export interface CacheStats {
   readonly activeFills: number;
 }
 
-/** Methods a push uses; anything else but GET and HEAD is refused (never sent upstream). */
-const PUSH_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-const READ_METHODS = new Set(['GET', 'HEAD']);
-
-function requestTypeOf(route: Route, method: string): RequestType {
-  switch (route.kind) {
-    case 'blob':
-      return PUSH_METHODS.has(method) ? 'upload' : 'blob-by-digest';
-    case 'manifest':
-      if (PUSH_METHODS.has(method)) return 'upload';
-      return route.digest ? 'manifest-by-digest' : 'manifest-uncached';
-    case 'upload-start':
-    case 'upload':
-      return 'upload';
-    case 'ping':
-    case 'tags':
-    case 'referrers':
-    case 'catalog':
-      return route.kind;
-    default:
-      return 'other';
-  }
-}
-
-/**
- * The method policy. With push off, only GET and HEAD ever reach upstream, on any path (as in
- * the original, which answers 405 to everything else); with push on, the push methods go
- * through, without the central credentials. Any other method (OPTIONS, TRACE...) is refused.
- */
-function pickHandler(route: Route, method: string, services: Services, ctx: RequestContext): Handler {
-  if (PUSH_METHODS.has(method)) return services.options.allowPush ? push : refusePush;
-  if (!READ_METHODS.has(method)) return refuseMethod;
-  // A pushing client HEADs each blob to learn whether *this repository upstream* has it; a
-  // cached copy (from any repository or registry) would make it skip the upload and the
-  // manifest PUT fail with BLOB_UNKNOWN. With push allowed, blob HEADs ask upstream.
-  if (route.kind === 'blob' && method === 'HEAD' && services.options.allowPush) return passthrough;
-  if (route.kind === 'blob') return blobs;
-  if (route.kind === 'manifest') return manifests;
-  if (route.kind === 'ping') return ping;
-  if (route.kind === 'other' && method === 'GET' && isTokenRequest(services, ctx)) return tokenRequest;
-  return passthrough;
-}
-
-function isTokenRequest(services: Services, ctx: RequestContext): boolean {
-  return services.manifests.auth.isTokenRequest(ctx.target, ctx.pathname);
-}
-
-/** Whether the central credentials may be added: reads only (policy/injection.ts). */
-function mayInject(route: Route, method: string, services: Services, ctx: RequestContext): boolean {
-  if (isReadRequest(route, method)) return true;
-  return (
-    route.kind === 'other' &&
-    method === 'GET' &&
-    isTokenRequest(services, ctx) &&
-    isPullOnlyTokenQuery(ctx.query)
-  );
-}
-
-async function refuseMethod(ctx: RequestContext): Promise<void> {
-  ctx.outcome.cacheStatus = 'BYPASS';
-  sendError(ctx, new DrpError('DRP_METHOD_NOT_ALLOWED', `${ctx.method} is not allowed through this proxy`));
-}
-
-async function refusePush(ctx: RequestContext): Promise<void> {
-  ctx.outcome.cacheStatus = 'BYPASS';
-  sendError(
-    ctx,
-    new DrpError('DRP_PUSH_DISABLED', 'push is disabled on this proxy (set ALLOW_PUSH=true to allow it)'),
-  );
-}
-
-export async function createRegistryCache(options: RegistryCacheOptions): Promise<RegistryCache> {
+export async function createRegistryCache(options: CreateRegistryCacheOptions): Promise<RegistryCache> {
   const resolved = resolveOptions(options);
   const events = new CacheEvents(randomUUID());
   const credentials = new Credentials(resolved.credentials);
@@ -155,16 +90,64 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     maxEntries: 100_000,
     maxBytes: Math.min(64 * 2 ** 20, Math.max(2 ** 20, Math.floor(resolved.maxSizeBytes / 100))),
   });
-  const blobStore = await BlobStore.open({
-    dir: resolved.cacheDir,
-    maxSizeBytes: resolved.maxSizeBytes,
-    inactiveMs: resolved.inactiveMs,
-    now: resolved.now,
-    events,
-    otherBytes: () => tags.bytes,
-  });
+  const blobStore =
+    options.store ??
+    (await BlobStore.open({
+      dir: resolved.cacheDir,
+      maxSizeBytes: resolved.maxSizeBytes,
+      inactiveMs: resolved.inactiveMs,
+      now: resolved.now,
+      events,
+      otherBytes: () => tags.bytes,
+    }));
   await tags.load();
   const flights = new FlightTable(blobStore, events);
+  const counters = countHits(events);
+  const auth = new AuthClassifier(`${resolved.cacheDir}/drp-auth.key`, resolved.now);
+  const parts = { options: resolved, upstream, credentials, events, auth, blobStore, flights, tags };
+  const handle = createLifecycle({
+    events,
+    allowPush: resolved.allowPush,
+    handlers: buildHandlers(parts, options.handlers),
+    steps: options.use ?? [],
+    isTokenRequest: (ctx) => auth.isTokenRequest(ctx.target, ctx.pathname),
+  });
+
+  return {
+    options: resolved,
+    events,
+    handle,
+    middleware: (resolve) => middlewareOf(handle, resolve),
+    stats: () => statsOf(blobStore, flights, counters),
+    scrub() {
+      return blobStore.scrub();
+    },
+    async close() {
+      flights.close();
+      upstream.close();
+      if (!options.store) await blobStore.close();
+    },
+  };
+}
+
+type Handle = RegistryCache['handle'];
+
+function middlewareOf(handle: Handle, resolve: TargetResolver): ReturnType<RegistryCache['middleware']> {
+  return (req, res, next) => {
+    const target = resolve(req);
+    if (target) {
+      void handle(req, res, target);
+      return;
+    }
+    if (next) next();
+    else {
+      res.statusCode = 404;
+      res.end();
+    }
+  };
+}
+
+function countHits(events: CacheEvents): { hits: number; misses: number } {
   const counters = { hits: 0, misses: 0 };
   events.on('hit', () => {
     counters.hits += 1;
@@ -172,161 +155,28 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
   events.on('miss', () => {
     counters.misses += 1;
   });
-  const services: Services = {
-    options: resolved,
-    upstream,
-    credentials,
-    events,
-    blobs: blobStore,
-    flights,
-    blobAccess: new AccessGrants(60_000, resolved.now),
-    manifests: createManifestServices(resolved, blobStore, tags),
-  };
-
-  async function handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    target: UpstreamTarget,
-  ): Promise<RequestOutcome> {
-    const startedAt = performance.now();
-    const method = (req.method ?? 'GET').toUpperCase();
-    const rawUrl = req.url ?? '/';
-    const outcome: OutcomeDraft = {
-      requestType: 'other',
-      cacheStatus: 'BYPASS',
-      upstreamMs: undefined,
-      error: undefined,
-    };
-    const gone = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) gone.abort();
-    };
-    res.once('close', onClose);
-    const bytes = countBodyBytes(res);
-    const registry = targetKey(target);
-
-    // The one parse of the request target: routing, method policy, injection, the upstream
-    // URL and the log all use it. Until it succeeds, only a printable raw path is known.
-    let requestTarget: RequestTarget | undefined;
-    let route: Route = { kind: 'other' };
-    let inject = false;
-    const ctx: RequestContext = {
-      req,
-      res,
-      target,
-      registry,
-      method,
-      get pathname() {
-        return requestTarget?.pathname ?? describeRawTarget(rawUrl);
-      },
-      get query() {
-        return requestTarget?.query;
-      },
-      get pathAndQuery() {
-        return requestTarget?.pathAndQuery ?? '/';
-      },
-      get route() {
-        return route;
-      },
-      get inject() {
-        return inject;
-      },
-      startedAt,
-      clientGone: gone.signal,
-      outcome,
-    };
-
-    try {
-      requestTarget = parseRequestTarget(rawUrl);
-      route = routeOf(requestTarget.pathname);
-      outcome.requestType = requestTypeOf(route, method);
-      inject = mayInject(route, method, services, ctx);
-      await pickHandler(route, method, services, ctx)(ctx, services);
-    } catch (error) {
-      sendError(ctx, error);
-    }
-    if (!res.writableFinished && !res.destroyed) {
-      await new Promise<void>((resolve) => res.once('close', resolve));
-    }
-    res.off('close', onClose);
-
-    const result: RequestOutcome = {
-      method,
-      registry,
-      path: ctx.pathname,
-      requestType: outcome.requestType,
-      cacheStatus: outcome.cacheStatus,
-      status: res.statusCode,
-      bytes: bytes(),
-      upstreamMs: outcome.upstreamMs === undefined ? undefined : Math.round(outcome.upstreamMs),
-      totalMs: Math.round(performance.now() - startedAt),
-      error: outcome.error,
-      aborted: !res.writableFinished,
-    };
-    events.publish('request', result);
-    return result;
-  }
-
-  return {
-    options: resolved,
-    events,
-    handle,
-    middleware(resolve) {
-      return (req, res, next) => {
-        const target = resolve(req);
-        if (!target) {
-          if (next) next();
-          else {
-            res.statusCode = 404;
-            res.end();
-          }
-          return;
-        }
-        void handle(req, res, target);
-      };
-    },
-    stats() {
-      const store = blobStore.stats();
-      const fills = flights.stats();
-      return {
-        entries: store.entries,
-        bytes: store.bytes,
-        maxBytes: store.maxBytes,
-        hits: counters.hits,
-        misses: counters.misses,
-        stored: store.stored,
-        evicted: store.evicted,
-        fills: fills.fills,
-        activeFills: fills.active,
-      };
-    },
-    scrub() {
-      return blobStore.scrub();
-    },
-    async close() {
-      flights.close();
-      upstream.close();
-      await blobStore.close();
-    },
-  };
+  return counters;
 }
 
-/** Counts body bytes written to the client, for the access log. */
-function countBodyBytes(res: ServerResponse): () => number {
-  let total = 0;
-  const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
-  const end = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => ServerResponse;
-  const size = (chunk: unknown) =>
-    typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.byteLength : 0;
-  res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    total += size(chunk);
-    return write(chunk, ...rest);
-  }) as typeof res.write;
-  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-    if (typeof chunk !== 'function') total += size(chunk);
-    return end(chunk, ...rest);
-  }) as typeof res.end;
-  return () => total;
+function statsOf(
+  store: BlobStore,
+  flights: FlightTable,
+  counters: { hits: number; misses: number },
+): CacheStats {
+  const { entries, bytes, maxBytes, stored, evicted } = store.stats();
+  const fills = flights.stats();
+  const { hits, misses } = counters;
+  return {
+    entries,
+    bytes,
+    maxBytes,
+    hits,
+    misses,
+    stored,
+    evicted,
+    fills: fills.fills,
+    activeFills: fills.active,
+  };
 }
 
 /** Docker Hub's `ratelimit-remaining: 76;w=21600` -> 76. */

@@ -1,6 +1,8 @@
 /**
- * Per-request state that flows through the handlers: what was asked, for which registry, and
- * what the access log will say about it. Handlers fill `outcome` as they decide.
+ * Per-request state that flows through steps and handlers: what was asked, for which registry,
+ * and what the access log will say about it. Handlers fill `outcome` as they decide. Everything
+ * the security rules depend on (target, route, method, injection) is read-only: a step may
+ * answer the request itself, narrow the injection decision, or add response headers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Route } from './api/route.js';
@@ -16,6 +18,7 @@ export interface OutcomeDraft {
 
 export interface RequestContext {
   readonly req: IncomingMessage;
+  /** The response, through a view that counts body bytes (pipeline/counted-response.ts). */
   readonly res: ServerResponse;
   readonly target: UpstreamTarget;
   /** `host:port` of the target, the key used everywhere a registry is named. */
@@ -30,6 +33,10 @@ export interface RequestContext {
   readonly route: Route;
   /** Whether the central credentials may be added to this request (reads only). */
   readonly inject: boolean;
+  /** Whether the client sent credentials of its own (an Authorization header). */
+  readonly clientAuth: boolean;
+  /** Makes `inject` false for this request (a step may narrow the decision, never widen it). */
+  withholdCredentials(): void;
   readonly startedAt: number;
   /** Aborted when the client goes away; fills that must outlive the client ignore it. */
   readonly clientGone: AbortSignal;

@@ -1,8 +1,11 @@
 /**
  * @drp/core: registry cache middleware on plain Node http request/response objects.
  *
- *   const cache = await createRegistryCache({ cacheDir: '/var/cache/drp' });
+ *   const cache = await createRegistryCache({ cacheDir: '/var/cache/drp', use: [auditStep] });
  *   server.on('request', (req, res) => cache.handle(req, res, { host: 'ghcr.io', port: 443 }));
+ *
+ * Everything exported here is the semver-stable public API (docs/library.md); internal classes
+ * (the flight table, the blob store class, the tag tiers) are not.
  */
 export {
   DrpError,
@@ -12,10 +15,18 @@ export {
   type OciErrorCode,
   ociErrorBody,
 } from './api/errors.js';
-export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER } from './api/respond.js';
+export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER, sendError } from './api/respond.js';
 export { isValidName, isValidTag, parseDigest, parseRoute, type Route, type RouteKind } from './api/route.js';
 export { type AuthRegistriesDelimiters, parseAuthRegistries } from './auth-registries.js';
-export { type CacheStats, createRegistryCache, type RegistryCache, type TargetResolver } from './cache.js';
+export {
+  type CacheStats,
+  type CacheStore,
+  type CreateRegistryCacheOptions,
+  createRegistryCache,
+  type RegistryCache,
+  type TargetResolver,
+} from './cache.js';
+export type { OutcomeDraft, RequestContext } from './context.js';
 export {
   type BlobEvent,
   type CacheEventMap,
@@ -27,8 +38,7 @@ export {
   type RequestType,
   type UpstreamEvent,
 } from './events.js';
-export { type FlightStats, FlightTable } from './flight.js';
-export { STALE_HEADER } from './middleware/manifests.js';
+export { STALE_HEADER } from './middleware/stale.js';
 export { type CidrList, createCidrList, parseCidr, plainAddress, splitList } from './net/cidr.js';
 export {
   type ConnectPlan,
@@ -49,16 +59,8 @@ export {
   type SizeOption,
   type UpstreamOptions,
 } from './options.js';
-export { TagTiers, type TierDecision, type TierName } from './policy/tiers.js';
-export {
-  type BlobHandle,
-  type BlobMeta,
-  BlobStore,
-  type BlobStoreOptions,
-  type BlobStoreStats,
-  type ScrubResult,
-  type StoredBlob,
-} from './store/blob-store.js';
+export { compose, type Handler, type Next, type Step } from './pipeline/step.js';
+export type { ScrubResult } from './store/blob-store.js';
 export type { AccessCheckMode } from './store/content-kind.js';
 export {
   listStoredEntries,

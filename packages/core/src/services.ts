@@ -1,11 +1,12 @@
 /**
- * Everything a registry cache instance owns, created once by `createRegistryCache()` and
- * handed to each handler. No handler keeps state of its own outside this object.
+ * TEMPORARY: the bag middleware/blobs.ts still takes, built only for the blob adapter in
+ * pipeline/handlers.ts. Every other handler is built by a factory from only what it uses; this
+ * file goes away when core-engine's `createBlobHandler(deps)` lands.
  */
 import type { CacheEvents } from './events.js';
 import type { FlightTable } from './flight.js';
-import type { ManifestServices } from './middleware/manifests.js';
 import type { ResolvedOptions } from './options.js';
+import type { AuthClassifier } from './policy/auth-class.js';
 import type { AccessGrants } from './store/access-grants.js';
 import type { BlobStore } from './store/blob-store.js';
 import type { UpstreamClient } from './upstream/client.js';
@@ -16,12 +17,8 @@ export interface Services {
   readonly upstream: UpstreamClient;
   readonly credentials: Credentials;
   readonly events: CacheEvents;
-  /** The content-addressed store (blobs and manifests by digest), with LRU and size cap. */
   readonly blobs: BlobStore;
-  /** Single-flight fills of uncached blobs, owned by this cache instance. */
   readonly flights: FlightTable;
-  /** Recent proofs that a client may read a blob (`verifyBlobAccess`). */
   readonly blobAccess: AccessGrants;
-  /** Tag index, tiers, auth classes, ping memory and manifest fetches in flight. */
-  readonly manifests: ManifestServices;
+  readonly manifests: { readonly auth: AuthClassifier };
 }

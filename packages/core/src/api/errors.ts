@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   DRP_RANGE_INVALID: { status: 416, oci: 'BLOB_UNKNOWN' },
   DRP_PUSH_DISABLED: { status: 405, oci: 'UNSUPPORTED' },
   DRP_METHOD_NOT_ALLOWED: { status: 405, oci: 'UNSUPPORTED' },
+  /** Refused by a step of the pipeline (createRegistryCache's `use`), e.g. a deny list. */
+  DRP_DENIED: { status: 403, oci: 'DENIED' },
   DRP_UPSTREAM_UNREACHABLE: { status: 502, oci: 'UNKNOWN' },
   DRP_UPSTREAM_TIMEOUT: { status: 504, oci: 'UNKNOWN' },
   DRP_UPSTREAM_TLS: { status: 502, oci: 'UNKNOWN' },

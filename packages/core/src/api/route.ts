@@ -28,19 +28,30 @@ export type RouteKind =
   | 'catalog'
   | 'other';
 
-export interface Route {
-  readonly kind: RouteKind;
-  /** Repository name, e.g. `library/alpine`. */
-  readonly name?: string;
-  /** A manifest's tag or digest. */
-  readonly reference?: string;
-  /** Set when the reference (or the blob) is a digest. */
-  readonly digest?: string;
-  /** Set when a manifest reference is a tag. */
-  readonly tag?: string;
-  /** Upload session id for `upload` routes. */
-  readonly uploadId?: string;
+/** Fields a route kind does not have read as `undefined`, so `route.name` is valid on any route. */
+interface NoFields {
+  readonly name?: undefined;
+  readonly reference?: undefined;
+  readonly digest?: undefined;
+  readonly tag?: undefined;
+  readonly uploadId?: undefined;
 }
+type With<K extends RouteKind, F> = Omit<NoFields, keyof F> & { readonly kind: K } & F;
+
+/**
+ * A named registry API request. `name` is a repository (`library/alpine`), `reference` a
+ * manifest's tag or digest, `digest` set when the reference (or the blob) is a digest, `tag`
+ * when a manifest reference is a tag, `uploadId` the session of an `upload`.
+ */
+export type Route =
+  | With<'ping' | 'catalog' | 'other', unknown>
+  | With<'blob', { name: string; reference: string; digest: string }>
+  | With<'manifest', { name: string; reference: string; digest: string }>
+  | With<'manifest', { name: string; reference: string; tag: string }>
+  | With<'tags', { name: string }>
+  | With<'referrers', { name: string; digest: string }>
+  | With<'upload-start', { name: string }>
+  | With<'upload', { name: string; uploadId: string }>;
 
 export interface ParsedDigest {
   readonly algorithm: string;

@@ -5,11 +5,22 @@
  */
 import { relayResponse, sendError } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
-import type { Services } from '../services.js';
-import type { UpstreamResponse } from '../upstream/client.js';
+import type { Handler } from '../pipeline/step.js';
+import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
+import type { Credentials } from '../upstream/credentials.js';
 import { endToEndHeaders, requestHasBody } from '../upstream/headers.js';
 
-export async function passthrough(ctx: RequestContext, services: Services): Promise<void> {
+export interface PassthroughDeps {
+  readonly upstream: UpstreamClient;
+  readonly credentials: Credentials;
+}
+
+export function createPassthroughHandler(deps: PassthroughDeps): Handler {
+  return (ctx) => passthrough(ctx, deps);
+}
+
+/** Also called directly by middleware/blobs.ts (until its createBlobHandler(deps) lands). */
+export async function passthrough(ctx: RequestContext, services: PassthroughDeps): Promise<void> {
   ctx.outcome.cacheStatus = 'BYPASS';
   const hasBody = requestHasBody(ctx.req.headers);
   let response: UpstreamResponse;

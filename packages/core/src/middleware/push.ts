@@ -9,13 +9,23 @@
 import createDebug from 'debug';
 import { relayResponse, sendError } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
-import type { Services } from '../services.js';
-import type { UpstreamResponse } from '../upstream/client.js';
+import type { Handler } from '../pipeline/step.js';
+import type { TagIndex } from '../store/tag-index.js';
+import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
 import { endToEndHeaders, requestHasBody } from '../upstream/headers.js';
 
 const debug = createDebug('drp:push');
 
-export async function push(ctx: RequestContext, services: Services): Promise<void> {
+export interface PushDeps {
+  readonly upstream: UpstreamClient;
+  readonly tags: Pick<TagIndex, 'invalidate'>;
+}
+
+export function createPushHandler(deps: PushDeps): Handler {
+  return (ctx) => push(ctx, deps);
+}
+
+async function push(ctx: RequestContext, deps: PushDeps): Promise<void> {
   ctx.outcome.requestType = 'upload';
   ctx.outcome.cacheStatus = 'BYPASS';
   const headers = endToEndHeaders(ctx.req.headers);
@@ -28,7 +38,7 @@ export async function push(ctx: RequestContext, services: Services): Promise<voi
 
   let response: UpstreamResponse;
   try {
-    response = await services.upstream.request(ctx.target, {
+    response = await deps.upstream.request(ctx.target, {
       method: ctx.method,
       path: ctx.pathAndQuery,
       // Never the central credentials: a write needs the client's own (policy/injection.ts).
@@ -44,7 +54,7 @@ export async function push(ctx: RequestContext, services: Services): Promise<voi
   ctx.outcome.upstreamMs = response.headersMs;
   if (tagWrite && response.status < 300 && route.name && route.tag) {
     debug('%s %s/%s:%s: dropping cached tag', ctx.method, ctx.registry, route.name, route.tag);
-    await services.manifests.tags.invalidate({ registry: ctx.registry, name: route.name, tag: route.tag });
+    await deps.tags.invalidate({ registry: ctx.registry, name: route.name, tag: route.tag });
   }
   await relayResponse(ctx, response);
 }

@@ -9,8 +9,10 @@
 import createDebug from 'debug';
 import { sendError, writeHead } from '../api/respond.js';
 import type { RequestContext } from '../context.js';
-import type { Services } from '../services.js';
-import type { UpstreamResponse } from '../upstream/client.js';
+import type { Handler } from '../pipeline/step.js';
+import type { AuthClassifier } from '../policy/auth-class.js';
+import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
+import type { Credentials } from '../upstream/credentials.js';
 import { endToEndHeaders, headerValue } from '../upstream/headers.js';
 
 const debug = createDebug('drp:auth');
@@ -18,19 +20,29 @@ const debug = createDebug('drp:auth');
 /** Token responses are small JSON documents; bigger bodies are relayed but not inspected. */
 const MAX_TOKEN_BODY = 256 * 1024;
 
-export async function tokenRequest(ctx: RequestContext, services: Services): Promise<void> {
+export interface TokenDeps {
+  readonly upstream: UpstreamClient;
+  readonly credentials: Credentials;
+  readonly auth: Pick<AuthClassifier, 'classify' | 'noteToken'>;
+}
+
+export function createTokenHandler(deps: TokenDeps): Handler {
+  return (ctx) => tokenRequest(ctx, deps);
+}
+
+async function tokenRequest(ctx: RequestContext, deps: TokenDeps): Promise<void> {
   ctx.outcome.requestType = 'auth';
   ctx.outcome.cacheStatus = 'BYPASS';
   const own = endToEndHeaders(ctx.req.headers);
   const clientAuth = headerValue(ctx.req.headers, 'authorization');
-  const injected = clientAuth === undefined && services.credentials.has(ctx);
-  const authClass = services.manifests.auth.classify(clientAuth, injected);
+  const injected = clientAuth === undefined && deps.credentials.has(ctx);
+  const authClass = deps.auth.classify(clientAuth, injected);
   let response: UpstreamResponse;
   try {
-    response = await services.upstream.request(ctx.target, {
+    response = await deps.upstream.request(ctx.target, {
       method: ctx.method,
       path: ctx.pathAndQuery,
-      headers: services.credentials.apply(ctx, own),
+      headers: deps.credentials.apply(ctx, own),
       followRedirects: false,
     });
   } catch (error) {
@@ -62,8 +74,7 @@ export async function tokenRequest(ctx: RequestContext, services: Services): Pro
       };
       const expires = typeof parsed.expires_in === 'number' ? parsed.expires_in : undefined;
       for (const token of new Set([parsed.token, parsed.access_token])) {
-        if (typeof token === 'string' && token !== '')
-          services.manifests.auth.noteToken(token, authClass, expires);
+        if (typeof token === 'string' && token !== '') deps.auth.noteToken(token, authClass, expires);
       }
       debug('token issued by %s for class %s', ctx.registry, authClass.split(':')[0]);
     } catch {

@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import { parseDigest } from '../api/route.js';
-import { KIND_KEY, kindOf } from './content-kind.js';
+import type { AuthClass } from '../policy/auth-class.js';
+import { fetchedByOf, isSharedClass, kindOf, manifestMeta } from './content-kind.js';
 
 const debug = createDebug('drp:manifests');
 
@@ -27,6 +28,8 @@ export interface StoredManifest {
   readonly digest: string;
   readonly data: Buffer;
   readonly mediaType: string;
+  /** The auth class of the request that stored it (store/content-kind.ts). */
+  readonly fetchedBy: AuthClass | undefined;
 }
 
 /** `sha256:<hex>` of a buffer, in the algorithm of `like` (sha256 unless told otherwise). */
@@ -65,18 +68,27 @@ export class ManifestStore {
     }
     if (!found) return undefined;
     const mediaType = found.meta?.['content-type'] ?? declaredMediaType(found.data) ?? '';
-    return { digest, data: found.data, mediaType };
+    return { digest, data: found.data, mediaType, fetchedBy: fetchedByOf(found.meta) };
   }
 
   /**
-   * Stores a manifest under its digest. Returns false (and stores nothing) when the bytes do not
-   * hash to `digest`, the body is too big, or the store refused; serving never depends on it.
+   * Stores a verified manifest with the auth class that fetched it. Returns true when it was
+   * written; false when the bytes do not hash to `digest`, the body is too big, the store
+   * refused, or the entry is kept as it is: a digest stored as a blob stays one (a registry
+   * serving a layer's bytes as a manifest must not turn the cached layer into something the
+   * blob route refuses), and the first class is kept, except that a shared fetch proves the
+   * manifest public. Serving never depends on it.
    */
-  async put(digest: string, data: Buffer, mediaType: string): Promise<boolean> {
-    if (data.length > MAX_MANIFEST_BYTES) return false;
-    if (digestOf(data, digest) !== digest) return false;
+  async put(digest: string, data: Buffer, mediaType: string, authClass: AuthClass): Promise<boolean> {
+    const existing = this.#backend.peek(digest);
+    if (existing) {
+      if (kindOf(existing.meta) !== 'manifest') return false;
+      const previous = fetchedByOf(existing.meta);
+      if (previous === authClass || isSharedClass(previous) || !isSharedClass(authClass)) return false;
+    }
+    if (data.length > MAX_MANIFEST_BYTES || digestOf(data, digest) !== digest) return false;
     try {
-      await this.#backend.putBuffer(digest, data, { [KIND_KEY]: 'manifest', 'content-type': mediaType });
+      await this.#backend.putBuffer(digest, data, manifestMeta(mediaType, authClass));
       return true;
     } catch (error) {
       debug('cannot store manifest %s: %O', digest, error);

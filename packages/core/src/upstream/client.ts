@@ -20,7 +20,9 @@ import { targetOrigin, type UpstreamTarget } from './target.js';
 const debug = createDebug('drp:upstream');
 
 /** Request headers as drp sends them upstream. */
-export type HeaderMap = Record<string, string | string[] | undefined>;
+import type { HeaderMap } from './headers.js';
+
+export type { HeaderMap };
 
 export interface UpstreamRequest {
   readonly method: string;

@@ -6,7 +6,7 @@
  * request carries the configured account and the token it returns is that account's.
  */
 import type { ResolvedOptions } from '../options.js';
-import type { HeaderMap } from './client.js';
+import type { HeaderMap } from './headers.js';
 import type { UpstreamTarget } from './target.js';
 
 /** What the injection decision needs of a request. */

@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { HeaderMap } from './client.js';
+
+/** Request headers as drp builds them for upstream (undefined: not sent). */
+export type HeaderMap = Record<string, string | string[] | undefined>;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus proxy headers: never forwarded either way. */
 const HOP_BY_HOP = new Set([
