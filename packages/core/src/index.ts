@@ -76,4 +76,5 @@ export {
   parseUpstreamProxy,
   type UpstreamProxy,
 } from './upstream/proxy.js';
+export * from './upstream/mappings.js';
 export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';

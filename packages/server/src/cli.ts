@@ -23,6 +23,7 @@ import {
   parseFlags,
   type ServerConfig,
 } from './config.js';
+import { isServerError, SERVER_ERROR_CODES } from './errors.js';
 import { onShutdownSignals } from './lifecycle.js';
 import { registryTarget } from './mirror.js';
 import { createProxy, type DrpProxy } from './proxy.js';
@@ -224,9 +225,7 @@ async function serve(
     if (error instanceof Error && (error as { code?: string }).code === 'DRP_CONFIG_INVALID') {
       return fail(error.message, 2);
     }
-    if (error instanceof Error && (error as { code?: string }).code === 'DRP_DIR_UNUSABLE') {
-      return fail(error.message, 1);
-    }
+    if (isServerError(error)) return fail(error.message, SERVER_ERROR_CODES[error.code].exit);
     throw error;
   }
   created(proxy);

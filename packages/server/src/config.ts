@@ -17,6 +17,7 @@ import {
   parseAuthRegistries,
   parseDuration,
   parseHostPort,
+  parseMappingList,
   parseNoProxy,
   parseSize,
   parseUpstreamProxy,
@@ -24,9 +25,11 @@ import {
   splitList,
 } from '@drp/core';
 import envVar from 'env-var';
+import { ConfigError } from './errors.js';
 import { type ProxyUser, parseHtpasswd } from './front/proxy-auth.js';
 import { type InterceptRule, parseRegistries } from './registries.js';
 
+export { ConfigError } from './errors.js';
 export { type InterceptRule, isIntercepted } from './registries.js';
 
 /** Hosts that are always intercepted, whatever REGISTRIES says (Docker Hub). */
@@ -230,15 +233,6 @@ export interface ServerConfig {
   readonly explicit: readonly VariableName[];
 }
 
-/** A configuration problem: the message is ready to print after `drp-server: `. */
-export class ConfigError extends Error {
-  readonly code = 'DRP_CONFIG_INVALID';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
 /** Command-line flags and the variable each one sets. */
 export const FLAGS = Object.freeze({
   port: { short: 'p', variable: 'PORT', help: 'listen port (0 picks a free one)' },
@@ -340,17 +334,11 @@ const accessors = {
     return parseRegistries(value);
   },
   asMappings(value: string): Record<string, string> {
-    const mappings: Record<string, string> = {};
-    for (const entry of value.split(/\s+/).filter(Boolean)) {
-      const [fromPart = '', toPart = '', ...rest] = entry.split('=');
-      if (rest.length > 0 || !parseHostPort(fromPart) || !parseHostPort(toPart)) {
-        return expected(
-          `space-separated host[:port]=address[:port] entries, got ${JSON.stringify(entry)} (IPv6 in brackets)`,
-        );
-      }
-      mappings[fromPart] = toPart;
+    try {
+      return parseMappingList(value);
+    } catch (error) {
+      return expected((error as Error).message);
     }
-    return mappings;
   },
   asReadableFile(value: string): string {
     const path = resolve(value);

@@ -27,6 +27,7 @@ export {
   type VariableName,
 } from './config.js';
 export { systemdSetupScript } from './endpoints.js';
+export { isServerError, SERVER_ERROR_CODES, ServerError, type ServerErrorCode } from './errors.js';
 export type { ForwardRecord, TunnelRecord } from './mitm.js';
 export { type CreateProxyOptions, cacheOptionsFrom, createProxy, type DrpProxy } from './proxy.js';
 export { VERSION } from './version.js';

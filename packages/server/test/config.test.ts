@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, DEFAULTS, isIntercepted, loadConfig, parseFlags } from '../src/config.ts';
-import { cacheOptionsFrom, createAddressResolver } from '../src/proxy.ts';
+import { createAddressResolver } from '@drp/core';
+import { cacheOptionsFrom } from '../src/proxy.ts';
 
 const cwd = '/work/x';
 const load = (env: Record<string, string> = {}, extra: Parameters<typeof loadConfig>[0] = {}) =>
