@@ -70,11 +70,11 @@ export {
 export type { TagEntry } from './store/tag-index.js';
 export { parseDuration, parseSize } from './units.js';
 export { endToEndHeaders } from './upstream/headers.js';
+export * from './upstream/mappings.js';
 export {
   type NoProxy,
   parseNoProxy,
   parseUpstreamProxy,
   type UpstreamProxy,
 } from './upstream/proxy.js';
-export * from './upstream/mappings.js';
 export { parseHostPort, targetKey, type UpstreamTarget } from './upstream/target.js';

@@ -7,8 +7,13 @@ import { DrpError } from './api/errors.js';
 import { createDestinationGuard, type DestinationGuard } from './net/destination-guard.js';
 import type { AccessCheckMode } from './store/content-kind.js';
 import { parseDuration, parseSize } from './units.js';
+import {
+  type MappingError,
+  type MappingTable,
+  type ParsedMappings,
+  parseMappings,
+} from './upstream/mappings.js';
 import { type NoProxy, parseNoProxy, parseUpstreamProxy, type UpstreamProxy } from './upstream/proxy.js';
-import { type MappingError, type MappingTable, type ParsedMappings, parseMappings } from './upstream/mappings.js';
 import { parseHostPort } from './upstream/target.js';
 
 /** A size in bytes, or nginx-style text such as `32g`. */
@@ -168,7 +173,9 @@ export const DEFAULTS = Object.freeze({
 
 function invalid(option: string, expected: string, got: unknown): DrpError {
   const shown = typeof got === 'string' ? JSON.stringify(got) : String(got);
-  return new DrpError('DRP_CONFIG_INVALID', `invalid option ${option}: expected ${expected}, got ${shown}`);
+  return new DrpError('DRP_CONFIG_INVALID', `invalid option ${option}: expected ${expected}, got ${shown}`, {
+    detail: { option, expected },
+  });
 }
 
 function size(option: string, value: SizeOption): number {
@@ -194,12 +201,6 @@ function tierRegex(option: string, source: string): RegExp {
   } catch {
     throw invalid(option, 'a valid regular expression', source);
   }
-}
-
-function hostPort(option: string, value: string): { host: string; port: number } {
-  const parsed = parseHostPort(value);
-  if (!parsed) throw invalid(option, 'host or host:port', value);
-  return parsed;
 }
 
 function accessMode(value: unknown): AccessCheckMode {

@@ -30,6 +30,26 @@ export class ConfigError extends ServerError {
   }
 }
 
+/** Thrown by the variable parsers (config/parsers.ts); the loader turns them into ConfigError. */
+/** What a value should have looked like; `showsValue` when the text already quotes it. */
+export class Expected extends Error {
+  constructor(
+    readonly expected: string,
+    readonly showsValue = false,
+  ) {
+    super(`expected ${expected}`);
+    this.name = 'Expected';
+  }
+}
+
+/** A file that exists but is wrong: `detail` follows the variable's name (`invalid NAME detail`). */
+export class BadFile extends Error {
+  constructor(readonly detail: string) {
+    super(detail);
+    this.name = 'BadFile';
+  }
+}
+
 export function isServerError(error: unknown, code?: ServerErrorCode): error is ServerError {
   return error instanceof ServerError && (code === undefined || error.code === code);
 }
