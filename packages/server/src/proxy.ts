@@ -1,6 +1,6 @@
 /**
  * One proxy instance: configuration + @drp/ca + @drp/core + the network side (mitm.ts, the
- * http-mitm-proxy front; dispatch.ts, TLS termination and tunnels) + log + metrics. Everything
+ * http-mitm-proxy front; front/, TLS termination, tunnels and forwards) + log + metrics. Everything
  * it creates is owned by the returned object and released by `close()`; there is no
  * module-level state, so several proxies can run in one process.
  */
@@ -27,6 +27,7 @@ import { createEndpoints } from './endpoints.js';
 import { ServerError } from './errors.js';
 import { createAdmission } from './front/admission.js';
 import { blockedDestinationsFor, exemptNames, tunnelPortsFor } from './front/egress.js';
+import { clientOf as clientAddress } from './front/naming.js';
 import { createCredentialCheck } from './front/proxy-auth.js';
 import { createMetrics, type ProxyMetrics } from './metrics.js';
 import { createMirror } from './mirror.js';
@@ -188,10 +189,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     status: statusReport,
   });
 
-  const clientOf = (req: IncomingMessage) => {
-    const a = req.socket.remoteAddress ?? '-';
-    return a.startsWith('::ffff:') ? a.slice(7) : a;
-  };
+  const clientOf = (req: IncomingMessage) => clientAddress(req.socket);
 
   // Which upstream proxy failed, for the log line; parsed by core, so never with its password.
   const shownProxy = cache.options.upstream.proxy?.display;
