@@ -55,7 +55,10 @@ export function createDispatcher(options: MitmOptions): Dispatcher {
   function request(req: IncomingMessage, res: ServerResponse): void {
     activity.track(req, res);
     const url = req.url ?? '/';
-    if (url.startsWith('/')) return originForm(req, res, url);
+    if (url.startsWith('/')) {
+      originForm(req, res, url);
+      return;
+    }
     const parsed = parseAbsoluteTarget(url);
     if ('error' in parsed) {
       res.writeHead(400, { 'content-type': 'text/plain' }).end(`${parsed.error}\n`);

@@ -24,7 +24,13 @@ export interface Forwarder {
 export function createForwarder(options: ForwardOptions, refusals: Refusals): Forwarder {
   const agent = new http.Agent({ keepAlive: true, ...(options.family ? { family: options.family } : {}) });
 
-  async function forward(req: IncomingMessage, res: ServerResponse, host: string, port: number, path: string) {
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    host: string,
+    port: number,
+    path: string,
+  ) {
     const started = performance.now();
     const name = hostKey(host, port);
     const where = options.resolveAddress(host, port);

@@ -11,9 +11,21 @@ export interface Refusals {
   /** Reports a refusal (the caller answers it). */
   record(req: IncomingMessage, kind: AdmissionKind, target: string, refusal: Refusal): void;
   /** Reports and answers a refused plain-HTTP request. */
-  answer(req: IncomingMessage, res: ServerResponse, kind: AdmissionKind, target: string, refusal: Refusal): void;
+  answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: AdmissionKind,
+    target: string,
+    refusal: Refusal,
+  ): void;
   /** Runs `then` if `kind` is admitted, answers the refusal otherwise. */
-  admitted(req: IncomingMessage, res: ServerResponse, kind: AdmissionKind, target: string, then: () => void): void;
+  admitted(
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: AdmissionKind,
+    target: string,
+    then: () => void,
+  ): void;
 }
 
 /** A refusal by egress policy (TUNNEL_PORTS, BLOCKED_DESTINATIONS). */

@@ -2,10 +2,12 @@
  * Idle protection for clients that stall (nginx's send_timeout and client_body_timeout), read
  * from the socket's own byte counters: nothing is wrapped or patched.
  *
- * Send: data is queued for the client (the response's or the socket's writableLength > 0) and
- * the socket's bytesWritten has not moved for `sendMs`: the client stopped reading. This covers
- * bodies written in one res.end(buffer) as well as streamed ones; a response waiting for
- * upstream has nothing queued and is never cut.
+ * Send: data is queued for the client and nothing has moved for `sendMs`: the client stopped
+ * reading. "Moved" is the socket's bytesWritten (drp handed it more) or the kernel taking bytes
+ * from the handle's write queue (libuv's writeQueueSize, on the TLS socket and on the TCP
+ * socket under it): one res.end(buffer) of many megabytes is a single queued write, so
+ * bytesWritten alone would not show a slow reader's progress. A response waiting for upstream
+ * has nothing queued and is never cut.
  *
  * Body: the request announced a body and the socket's bytesRead has not moved for `bodyMs`
  * while drp was waiting for bytes (drp pausing the body for backpressure does not count).
@@ -32,21 +34,41 @@ function every(ms: number, until: readonly Stopper[], check: (stop: () => void) 
   for (const [emitter, event] of until) emitter.once(event, stop);
 }
 
+/** The parts of a socket the send watch reads; `_handle` and `_parent` are Node internals. */
+interface Transport {
+  readonly bytesWritten: number;
+  readonly writableLength: number;
+  readonly _handle?: { readonly writeQueueSize?: number } | null;
+  /** The TCP socket under a TLSSocket made from one. */
+  readonly _parent?: Transport | null;
+}
+
+/** Counters that change whenever bytes move toward the client, and whether any are queued. */
+function progressOf(socket: Transport): { mark: string; queued: boolean } {
+  const marks: number[] = [];
+  let queued = false;
+  for (let s: Transport | null | undefined = socket; s; s = s._parent) {
+    const inKernelQueue = s._handle?.writeQueueSize ?? 0;
+    marks.push(s.bytesWritten, s.writableLength, inKernelQueue);
+    queued ||= s.writableLength > 0 || inKernelQueue > 0;
+  }
+  return { mark: marks.join(','), queued };
+}
+
 export function watchSendStall(res: ServerResponse, sendMs: number): void {
   if (sendMs <= 0) return;
-  const socket = res.socket;
+  const socket = res.socket as Transport | null;
   if (!socket) return;
-  let seen = socket.bytesWritten;
+  let seen = progressOf(socket).mark;
   let since = Date.now();
   const until: Stopper[] = [
     [res, 'finish'],
     [res, 'close'],
   ];
   every(tickFor(sendMs), until, (stop) => {
-    const now = socket.bytesWritten;
-    const queued = res.writableLength + socket.writableLength > 0;
-    if (now !== seen || !queued) {
-      seen = now;
+    const now = progressOf(socket);
+    if (now.mark !== seen || !(now.queued || res.writableLength > 0)) {
+      seen = now.mark;
       since = Date.now();
       return;
     }

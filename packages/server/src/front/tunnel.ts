@@ -14,7 +14,10 @@ import type { MitmOptions } from './types.js';
 
 const debug = createDebug('drp:tunnel');
 
-export type TunnelOptions = Pick<MitmOptions, 'resolveAddress' | 'destinations' | 'family' | 'timeouts' | 'onTunnel'>;
+export type TunnelOptions = Pick<
+  MitmOptions,
+  'resolveAddress' | 'destinations' | 'family' | 'timeouts' | 'onTunnel'
+>;
 
 export interface TunnelRequest {
   readonly client: Socket;
