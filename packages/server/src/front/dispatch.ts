@@ -33,6 +33,7 @@ import type { Dispatcher, MitmOptions } from './types.js';
 
 const debug = createDebug('drp:mitm');
 
+/** A factory over 60 lines: its parts are the small closures inside, sharing the collaborators. */
 export function createDispatcher(options: MitmOptions): Dispatcher {
   const { timeouts } = options;
   const activity = createActivity();

@@ -50,10 +50,77 @@ function connectTimer(upstream: Socket, ms: number): NodeJS.Timeout | undefined 
   );
 }
 
+interface TunnelState {
+  error: string | undefined;
+  connected: boolean;
+  /** A refusal was logged instead: no tunnel line. */
+  silent: boolean;
+  logged: boolean;
+}
+
+/** What one tunnel's handlers share. */
+interface Open extends TunnelRequest {
+  readonly upstream: Socket;
+  readonly name: string;
+  readonly where: { readonly host: string; readonly port: number };
+  readonly state: TunnelState;
+  readonly timer: NodeJS.Timeout | undefined;
+}
+
 export function createTunnels(options: TunnelOptions, activity: Activity, refusals: Refusals) {
   const { timeouts } = options;
 
-  return function tunnel({ client, head, target, established, req }: TunnelRequest): void {
+  function opened(t: Open): void {
+    t.state.connected = true;
+    if (t.timer) clearTimeout(t.timer);
+    debug('tunnel to %s (%s:%d) open', t.name, t.where.host, t.where.port);
+    if (!t.established) t.client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (t.head.length > 0) t.upstream.write(t.head);
+    closeWhenIdle(t.client, t.upstream, timeouts.tunnelIdleMs, t.name);
+    t.client.pipe(t.upstream);
+    t.upstream.pipe(t.client);
+    t.client.resume();
+  }
+
+  function failed(t: Open, e: Error & { code?: string }): void {
+    if (t.timer) clearTimeout(t.timer);
+    if (e.code === DESTINATION_BLOCKED && t.req && !t.state.connected) {
+      // Refused on the address the name resolved to: a refusal line, not a tunnel line.
+      refusals.record(t.req, 'connect', t.name, forbidden(e.message));
+      t.state.silent = true;
+    }
+    t.state.error ??= e.code ?? e.message;
+    debug('tunnel to %s: %s', t.name, t.state.error);
+    // Before the tunnel opened, the client still waits for an answer to its CONNECT.
+    if (!t.state.connected && !t.established && t.client.writable) {
+      t.client.end(
+        e.code === DESTINATION_BLOCKED
+          ? statusLine(403)
+          : 'HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n',
+      );
+    } else t.client.destroy();
+  }
+
+  function closed(t: Open, peer: string, started: number): void {
+    t.upstream.destroy();
+    if (t.state.logged) return;
+    t.state.logged = true;
+    activity.tunnel(t.client, peer, -1);
+    if (t.state.silent) return;
+    options.onTunnel({
+      type: 'tunnel',
+      client: peer,
+      host: t.name,
+      bytesIn: t.upstream.bytesWritten,
+      bytesOut: t.upstream.bytesRead,
+      ms: Math.round(performance.now() - started),
+      error: t.state.error,
+      notTls: t.established,
+    });
+  }
+
+  return function tunnel(request: TunnelRequest): void {
+    const { client, target, established, req } = request;
     const started = performance.now();
     const where = options.resolveAddress(target.host, target.port);
     const name = hostKey(target.host, target.port);
@@ -74,54 +141,18 @@ export function createTunnels(options: TunnelOptions, activity: Activity, refusa
       ...(plan.lookup ? { lookup: plan.lookup } : {}),
     });
     activity.tunnel(client, peer, 1);
-    const state = { error: undefined as string | undefined, connected: false, silent: false, logged: false };
-    const timer = connectTimer(upstream, timeouts.tunnelConnectMs);
-    upstream.once('connect', () => {
-      state.connected = true;
-      if (timer) clearTimeout(timer);
-      debug('tunnel to %s (%s:%d) open', name, where.host, where.port);
-      if (!established) client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      closeWhenIdle(client, upstream, timeouts.tunnelIdleMs, name);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
-    });
-    upstream.on('error', (e: Error & { code?: string }) => {
-      if (timer) clearTimeout(timer);
-      if (e.code === DESTINATION_BLOCKED && req && !state.connected) {
-        // Refused on the address the name resolved to: a refusal line, not a tunnel line.
-        refusals.record(req, 'connect', name, forbidden(e.message));
-        state.silent = true;
-      }
-      state.error ??= e.code ?? e.message;
-      debug('tunnel to %s: %s', name, state.error);
-      // Before the tunnel opened, the client still waits for an answer to its CONNECT.
-      if (!state.connected && !established && client.writable) {
-        client.end(
-          e.code === DESTINATION_BLOCKED
-            ? statusLine(403)
-            : 'HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n',
-        );
-      } else client.destroy();
-    });
-    client.once('close', () => {
-      upstream.destroy();
-      if (state.logged) return;
-      state.logged = true;
-      activity.tunnel(client, peer, -1);
-      if (state.silent) return;
-      options.onTunnel({
-        type: 'tunnel',
-        client: peer,
-        host: name,
-        bytesIn: upstream.bytesWritten,
-        bytesOut: upstream.bytesRead,
-        ms: Math.round(performance.now() - started),
-        error: state.error,
-        notTls: established,
-      });
-    });
+    const state: TunnelState = { error: undefined, connected: false, silent: false, logged: false };
+    const t: Open = {
+      ...request,
+      upstream,
+      name,
+      where,
+      state,
+      timer: connectTimer(upstream, timeouts.tunnelConnectMs),
+    };
+    upstream.once('connect', () => opened(t));
+    upstream.on('error', (e: Error & { code?: string }) => failed(t, e));
+    client.once('close', () => closed(t, peer, started));
     upstream.once('close', () => {
       if (client.writableEnded) return;
       client.end();
