@@ -3,7 +3,7 @@
  * the operator tools that read the directory from outside: the size cap it enforces. Written
  * atomically (temp file + rename); the last daemon started on a directory wins.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const CACHE_INFO_FILE = 'drp-daemon.json';
@@ -20,8 +20,14 @@ export interface CacheInfo {
 export async function writeCacheInfo(cacheDir: string, info: CacheInfo): Promise<void> {
   const file = join(cacheDir, CACHE_INFO_FILE);
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(info)}\n`);
-  await rename(tmp, file);
+  try {
+    await writeFile(tmp, `${JSON.stringify(info)}\n`);
+    await rename(tmp, file);
+  } catch (error) {
+    // A full disk (ENOSPC) leaves a partial temp file behind: remove it.
+    await rm(tmp, { force: true });
+    throw error;
+  }
 }
 
 /** The recorded info, or undefined when no daemon has run on `cacheDir` (or the file is unreadable). */
