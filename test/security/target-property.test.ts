@@ -9,8 +9,9 @@ import net, { type AddressInfo, isIPv6 } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createDestinationGuard } from '@drp/core';
 import fc from 'fast-check';
-import { createDispatcher, type Dispatcher } from '../../packages/server/src/dispatch.ts';
+import { createDispatcher } from '../../packages/server/src/front/dispatch.ts';
 import { parseAbsoluteTarget, parseConnectTarget } from '../../packages/server/src/front/target.ts';
+import type { Dispatcher } from '../../packages/server/src/front/types.ts';
 
 const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HOSTNAME =

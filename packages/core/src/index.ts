@@ -72,6 +72,7 @@ export {
 export type { TagEntry } from './store/tag-index.js';
 export { parseDuration, parseSize } from './units.js';
 export { endToEndHeaders } from './upstream/headers.js';
+export * from './upstream/mappings.js';
 export {
   type NoProxy,
   parseNoProxy,

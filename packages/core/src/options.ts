@@ -7,6 +7,12 @@ import { DrpError } from './api/errors.js';
 import { createDestinationGuard, type DestinationGuard } from './net/destination-guard.js';
 import type { AccessCheckMode } from './store/content-kind.js';
 import { parseDuration, parseSize } from './units.js';
+import {
+  type MappingError,
+  type MappingTable,
+  type ParsedMappings,
+  parseMappings,
+} from './upstream/mappings.js';
 import { type NoProxy, parseNoProxy, parseUpstreamProxy, type UpstreamProxy } from './upstream/proxy.js';
 import { parseHostPort } from './upstream/target.js';
 
@@ -114,7 +120,7 @@ export interface ResolvedManifestCache {
 }
 
 export interface ResolvedUpstream {
-  readonly mappings: ReadonlyMap<string, { host: string; port: number }>;
+  readonly mappings: MappingTable;
   readonly caCertificates: readonly string[];
   readonly verifyTls: boolean;
   readonly ipFamily: 4 | 6 | undefined;
@@ -167,7 +173,9 @@ export const DEFAULTS = Object.freeze({
 
 function invalid(option: string, expected: string, got: unknown): DrpError {
   const shown = typeof got === 'string' ? JSON.stringify(got) : String(got);
-  return new DrpError('DRP_CONFIG_INVALID', `invalid option ${option}: expected ${expected}, got ${shown}`);
+  return new DrpError('DRP_CONFIG_INVALID', `invalid option ${option}: expected ${expected}, got ${shown}`, {
+    detail: { option, expected },
+  });
 }
 
 function size(option: string, value: SizeOption): number {
@@ -195,12 +203,6 @@ function tierRegex(option: string, source: string): RegExp {
   }
 }
 
-function hostPort(option: string, value: string): { host: string; port: number } {
-  const parsed = parseHostPort(value);
-  if (!parsed) throw invalid(option, 'host or host:port', value);
-  return parsed;
-}
-
 function accessMode(value: unknown): AccessCheckMode {
   if (value === true) return 'all';
   if (value === false) return 'off';
@@ -215,19 +217,14 @@ export function resolveOptions(options: RegistryCacheOptions): ResolvedOptions {
   const mc = { ...DEFAULTS.manifestCache, ...options.manifestCache };
   const up = { ...DEFAULTS.upstream, ...options.upstream };
 
-  const mappings = new Map<string, { host: string; port: number }>();
-  const mappedNames: string[] = [];
-  for (const [from, to] of Object.entries(up.mappings ?? {})) {
-    const source = hostPort('upstream.mappings', from);
-    const hasPort = /:\d+$/.test(from.trim());
-    // A key without a port maps every port of that host; the destination keeps the request's port.
-    const key = hasPort ? `${source.host}:${source.port}` : source.host;
-    const dest = parseHostPort(to, hasPort ? source.port : 0);
-    if (!dest) throw invalid('upstream.mappings', 'address or address:port', to);
-    mappings.set(key, dest);
-    const name = source.host.includes(':') ? `[${source.host}]` : source.host;
-    mappedNames.push(hasPort ? `${name}:${source.port}` : name);
+  let mapped: ParsedMappings;
+  try {
+    mapped = parseMappings(up.mappings ?? {});
+  } catch (error) {
+    const e = error as MappingError;
+    throw invalid('upstream.mappings', e.message, e.entry);
   }
+  const { table: mappings, names: mappedNames } = mapped;
 
   const credentials = new Map<string, { username: string; password: string }>();
   for (const [i, entry] of (options.credentials ?? []).entries()) {

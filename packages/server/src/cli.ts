@@ -16,27 +16,29 @@ import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
 import { runTool } from './commands/tools.js';
 import {
   ConfigError,
-  DEFAULTS,
   FLAGS,
   isIntercepted,
   loadConfig,
   parseFlags,
   type ServerConfig,
+  VARIABLES,
 } from './config.js';
+import { isServerError, SERVER_ERROR_CODES } from './errors.js';
 import { onShutdownSignals } from './lifecycle.js';
 import { registryTarget } from './mirror.js';
 import { createProxy, type DrpProxy } from './proxy.js';
 import { formatRule } from './registries.js';
 import { VERSION } from './version.js';
 
-function usage(): string {
+export function usage(): string {
   const flags = Object.entries(FLAGS).map(([name, f]) => {
     const left = `${f.short ? `-${f.short}, ` : '    '}--${name} <value>`;
     return `  ${left.padEnd(34)} ${f.help} (${f.variable})`;
   });
-  const variables = Object.entries(DEFAULTS).map(([name, value]) => {
+  const variables = Object.entries(VARIABLES).flatMap(([name, row]) => {
+    const value = row.default;
     const shown = value === undefined ? '(unset)' : value === '' ? '(empty)' : `'${value}'`;
-    return `  ${name.padEnd(32)} ${shown}`;
+    return [`  ${name.padEnd(32)} ${shown}`, `      ${row.doc}`];
   });
   return [
     `drp-server ${VERSION}: a caching proxy for container registries`,
@@ -224,9 +226,7 @@ async function serve(
     if (error instanceof Error && (error as { code?: string }).code === 'DRP_CONFIG_INVALID') {
       return fail(error.message, 2);
     }
-    if (error instanceof Error && (error as { code?: string }).code === 'DRP_DIR_UNUSABLE') {
-      return fail(error.message, 1);
-    }
+    if (isServerError(error)) return fail(error.message, SERVER_ERROR_CODES[error.code].exit);
     throw error;
   }
   created(proxy);

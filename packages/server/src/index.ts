@@ -8,25 +8,39 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CacheEvents, RegistryCredential } from '@drp/core';
+import { type CacheEvents, parseMappings, type RegistryCredential } from '@drp/core';
 import { createAccessLog, type LineSink, type LogFormat } from './access-log.js';
-import { loadConfig, type ServerConfig, type VariableName } from './config.js';
+import {
+  ConfigError,
+  type DaemonOptions,
+  deepFreeze,
+  loadConfig,
+  type Values,
+  type VariableName,
+} from './config.js';
+import type { Expected } from './errors.js';
 import { createProxy, type DrpProxy } from './proxy.js';
+import { parseRegistries } from './registries.js';
 
 export { type AccessLog, createAccessLog, type LineSink, type LogFormat } from './access-log.js';
 export {
   ALWAYS_INTERCEPTED,
   ConfigError,
+  type DaemonOptions,
   DEFAULTS,
+  FLAGS,
   type InterceptRule,
   isIntercepted,
   type LoadConfigInput,
   loadConfig,
   type ServerConfig,
   type Timeouts,
+  VARIABLES,
+  type Values,
   type VariableName,
 } from './config.js';
 export { systemdSetupScript } from './endpoints.js';
+export { isServerError, SERVER_ERROR_CODES, ServerError, type ServerErrorCode } from './errors.js';
 export type { ForwardRecord, TunnelRecord } from './mitm.js';
 export { type CreateProxyOptions, cacheOptionsFrom, createProxy, type DrpProxy } from './proxy.js';
 export { VERSION } from './version.js';
@@ -79,24 +93,44 @@ export interface RunningProxy {
   close(graceMs?: number): Promise<void>;
 }
 
-function overridesFrom(options: StartProxyOptions, cacheDir: string, caDir: string) {
-  const o: Partial<Record<VariableName, string>> = {
-    PORT: String(options.port ?? 0),
+/** A typed option that does not parse: a ConfigError naming the option. */
+function typed<T>(option: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new ConfigError(
+      `invalid option ${option}: expected ${(error as Expected).expected ?? (error as Error).message}`,
+    );
+  }
+}
+
+/**
+ * The typed options as the daemon's typed values: passed straight through (no round trip
+ * through environment strings); only registries and mappings, given as text, are parsed here.
+ */
+function valuesFrom(options: StartProxyOptions, cacheDir: string, caDir: string): Partial<Values> {
+  const values: Partial<Values> = {
+    PORT: options.port ?? 0,
     BIND: options.host ?? '127.0.0.1',
     CACHE_DIR: cacheDir,
     CA_DIR: caDir,
-    METRICS: options.env?.METRICS ?? 'false',
   };
-  if (options.registries) o.REGISTRIES = options.registries.join(' ');
-  if (options.allowPush !== undefined) o.ALLOW_PUSH = String(options.allowPush);
-  if (options.manifestCache !== undefined) o.ENABLE_MANIFEST_CACHE = String(options.manifestCache);
-  if (options.verifyTls !== undefined) o.VERIFY_SSL = String(options.verifyTls);
-  if (options.upstreamMappings) {
-    o.UPSTREAM_MAPPINGS = Object.entries(options.upstreamMappings)
-      .map(([from, to]) => `${from}=${to}`)
-      .join(' ');
+  if (options.env?.METRICS === undefined) values.METRICS = false;
+  if (options.registries) {
+    values.REGISTRIES = typed(
+      'registries',
+      () => options.registries?.flatMap((e) => parseRegistries(e)) ?? [],
+    );
   }
-  return o;
+  if (options.allowPush !== undefined) values.ALLOW_PUSH = options.allowPush;
+  if (options.manifestCache !== undefined) values.ENABLE_MANIFEST_CACHE = options.manifestCache;
+  if (options.verifyTls !== undefined) values.VERIFY_SSL = options.verifyTls;
+  if (options.upstreamMappings) {
+    // Checked with the one set of mapping rules (core's upstream/mappings.ts).
+    typed('upstreamMappings', () => parseMappings(options.upstreamMappings ?? {}));
+    values.UPSTREAM_MAPPINGS = { ...options.upstreamMappings };
+  }
+  return values;
 }
 
 /** Starts drp in-process; everything defaults to something private and temporary. */
@@ -113,13 +147,12 @@ export async function startProxy(options: StartProxyOptions = {}): Promise<Runni
     const caDir = options.caDir ?? (await temp('ca'));
     const base = loadConfig({
       env: { ...options.env },
-      overrides: overridesFrom(options, cacheDir, caDir),
+      values: valuesFrom(options, cacheDir, caDir),
       inContainer: false,
     });
-    const config: ServerConfig = Object.freeze({
-      ...base,
-      ...(options.credentials ? { credentials: Object.freeze([...options.credentials]) } : {}),
-    });
+    const config: DaemonOptions = options.credentials
+      ? deepFreeze({ ...base, credentials: options.credentials.map((c) => ({ ...c })) })
+      : base;
     const log =
       options.log === undefined || options.log === false
         ? undefined

@@ -28,7 +28,7 @@ export interface MirrorTlsServer {
 }
 
 export function createMirrorTlsServer(options: MirrorTlsOptions): MirrorTlsServer {
-  // Never listens itself: TLS sockets are handed to it, as in dispatch.ts.
+  // Never listens itself: TLS sockets are handed to it, as in front/intercept.ts.
   const inner = http.createServer({ requestTimeout: 0, keepAliveTimeout: options.keepAliveMs });
   inner.timeout = 0;
   inner.on('request', (req: IncomingMessage, res: ServerResponse) => {

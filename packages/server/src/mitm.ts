@@ -1,7 +1,7 @@
 /**
  * The daemon's listening front: http-mitm-proxy's `Proxy` owns the listening socket and hands
  * every CONNECT (its `onConnect` hook) and every plain-HTTP request (`onRequest`) to drp's
- * dispatcher (dispatch.ts). drp never calls those hooks' callbacks, so http-mitm-proxy's own
+ * dispatcher (front/dispatch.ts). drp never calls those hooks' callbacks, so http-mitm-proxy's own
  * intercept path (a TCP hop to internal HTTPS servers, leaves from its node-forge CA) and its
  * response forwarding (no backpressure) never run: drp terminates TLS itself with @drp/ca
  * leaves on one in-process server and streams with backpressure. This is the only file that
@@ -31,7 +31,8 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
 import { Proxy as MitmProxy } from 'http-mitm-proxy';
-import { createDispatcher, type MitmOptions } from './dispatch.js';
+import { createDispatcher } from './front/dispatch.js';
+import type { MitmOptions } from './front/types.js';
 
 export type {
   ForwardRecord,
@@ -39,7 +40,7 @@ export type {
   MitmTimeouts,
   RefusedRecord,
   TunnelRecord,
-} from './dispatch.js';
+} from './front/types.js';
 
 const debug = createDebug('drp:mitm');
 

@@ -1,6 +1,6 @@
 /**
  * One proxy instance: configuration + @drp/ca + @drp/core + the network side (mitm.ts, the
- * http-mitm-proxy front; dispatch.ts, TLS termination and tunnels) + log + metrics. Everything
+ * http-mitm-proxy front; front/, TLS termination, tunnels and forwards) + log + metrics. Everything
  * it creates is owned by the returned object and released by `close()`; there is no
  * module-level state, so several proxies can run in one process.
  */
@@ -11,10 +11,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type CertificateAuthority, loadOrCreateCA } from '@drp/ca';
 import {
+  createAddressResolver,
   createCidrList,
   createDestinationGuard,
   createRegistryCache,
-  parseHostPort,
   type RegistryCache,
   type RegistryCacheOptions,
   type UpstreamTarget,
@@ -24,8 +24,10 @@ import type { AccessLog } from './access-log.js';
 import { writeCacheInfo } from './cache-info.js';
 import { isIntercepted, type ServerConfig } from './config.js';
 import { createEndpoints } from './endpoints.js';
+import { ServerError } from './errors.js';
 import { createAdmission } from './front/admission.js';
 import { blockedDestinationsFor, exemptNames, tunnelPortsFor } from './front/egress.js';
+import { clientOf as clientAddress } from './front/naming.js';
 import { createCredentialCheck } from './front/proxy-auth.js';
 import { createMetrics, type ProxyMetrics } from './metrics.js';
 import { createMirror } from './mirror.js';
@@ -98,26 +100,6 @@ export function cacheOptionsFrom(
   };
 }
 
-/** UPSTREAM_MAPPINGS for tunnels and forwards, with core's rules: `host:port` wins over `host`. */
-export function createAddressResolver(
-  mappings: Readonly<Record<string, string>>,
-): (host: string, port: number) => { host: string; port: number } {
-  const table = new Map<string, { host: string; port: number }>();
-  for (const [from, to] of Object.entries(mappings)) {
-    const hasPort = /:\d+$/.test(from.trim());
-    const source = parseHostPort(from);
-    const dest = parseHostPort(to, hasPort && source ? source.port : 0);
-    if (!source || !dest) continue;
-    table.set(hasPort ? `${source.host}:${source.port}` : source.host, dest);
-  }
-  return (host, port) => {
-    const h = host.toLowerCase();
-    const hit = table.get(`${h}:${port}`) ?? table.get(h);
-    if (!hit) return { host, port };
-    return { host: hit.host, port: hit.port === 0 ? port : hit.port };
-  };
-}
-
 /** Creates `dir` if needed and checks drp can write it, with a message that says what to do. */
 async function usableDir(dir: string, variable: string): Promise<void> {
   try {
@@ -129,9 +111,7 @@ async function usableDir(dir: string, variable: string): Promise<void> {
       code === 'EACCES' || code === 'EPERM'
         ? ` (owned by another user? chown it to uid ${process.getuid?.() ?? '?'}, the user drp-server runs as)`
         : '';
-    throw Object.assign(new Error(`cannot use ${variable} ${dir}: ${code}${hint}`), {
-      code: 'DRP_DIR_UNUSABLE',
-    });
+    throw new ServerError('DRP_SERVER_DIR_UNUSABLE', `cannot use ${variable} ${dir}: ${code}${hint}`);
   }
 }
 
@@ -209,10 +189,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     status: statusReport,
   });
 
-  const clientOf = (req: IncomingMessage) => {
-    const a = req.socket.remoteAddress ?? '-';
-    return a.startsWith('::ffff:') ? a.slice(7) : a;
-  };
+  const clientOf = (req: IncomingMessage) => clientAddress(req.socket);
 
   // Which upstream proxy failed, for the log line; parsed by core, so never with its password.
   const shownProxy = cache.options.upstream.proxy?.display;

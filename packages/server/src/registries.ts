@@ -10,6 +10,7 @@
  * other place) is refused, so a typo stops the daemon instead of silently intercepting nothing.
  */
 import { parseHostPort } from '@drp/core';
+import { Expected } from './errors.js';
 
 /** One REGISTRIES entry. `port` undefined: 443 for CONNECT (80 for plain HTTP); `'*'`: any. */
 export interface InterceptRule {
@@ -22,12 +23,12 @@ const FORMS = 'host names separated by spaces or commas (host, host:port, host:*
 /** A DNS name after `*.`: letters, digits, hyphens, dots; no leading or trailing dot. */
 const DOMAIN = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
 
-/** Parses a REGISTRIES value; throws `expected …` naming the first bad entry. */
+/** Parses a REGISTRIES value; throws Expected naming the first bad entry. */
 export function parseRegistries(value: string): InterceptRule[] {
   const rules: InterceptRule[] = [];
   for (const entry of value.split(/[\s,]+/).filter(Boolean)) {
     const rule = parseEntry(entry);
-    if (!rule) throw new Error(`expected ${FORMS}, got ${JSON.stringify(entry)}`);
+    if (!rule) throw new Expected(`${FORMS}, got ${JSON.stringify(entry)}`, true);
     rules.push(rule);
   }
   return rules;

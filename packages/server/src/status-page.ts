@@ -3,6 +3,8 @@
  * from the same report, no scripts and no build step; the page reloads itself every
  * REFRESH_SECONDS. The plot is inline SVG: hits and misses per minute over the last hour.
  */
+
+import { humanBytes } from './commands/output.js';
 import type { StatusFigures, TimelinePoint } from './stats.js';
 
 export const REFRESH_SECONDS = 10;
@@ -23,16 +25,8 @@ function esc(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+/** Byte counts as the operator tools print them (one formatter for both). */
+export const formatBytes = humanBytes;
 
 function formatDuration(seconds: number): string {
   const d = Math.floor(seconds / 86400);

@@ -3,8 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { createAddressResolver } from '@drp/core';
 import { ConfigError, DEFAULTS, isIntercepted, loadConfig, parseFlags } from '../src/config.ts';
-import { cacheOptionsFrom, createAddressResolver } from '../src/proxy.ts';
+import { cacheOptionsFrom } from '../src/proxy.ts';
 
 const cwd = '/work/x';
 const load = (env: Record<string, string> = {}, extra: Parameters<typeof loadConfig>[0] = {}) =>

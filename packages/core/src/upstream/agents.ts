@@ -19,19 +19,13 @@ import tls from 'node:tls';
 import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 import type { DestinationGuard } from '../net/destination-guard.js';
 import type { ResolvedUpstream } from '../options.js';
+import { lookupMapping } from './mappings.js';
 import { proxyError, type UpstreamProxy } from './proxy.js';
 
 type Mapper = (host: string, port: number) => { host: string; port: number } | undefined;
 
 export function createMapper(upstream: ResolvedUpstream): Mapper {
-  return (host, port) => {
-    const key = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-    const exact = upstream.mappings.get(`${key}:${port}`);
-    if (exact) return exact;
-    const anyPort = upstream.mappings.get(key);
-    if (anyPort) return { host: anyPort.host, port: anyPort.port || port };
-    return undefined;
-  };
+  return (host, port) => lookupMapping(upstream.mappings, host, port);
 }
 
 interface ConnectOptions {
