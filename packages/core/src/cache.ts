@@ -9,10 +9,11 @@ import { DrpError } from './api/errors.js';
 import { describeRawTarget, parseRequestTarget, type RequestTarget } from './api/request-target.js';
 import { sendError } from './api/respond.js';
 import { type Route, routeOf } from './api/route.js';
+import { BlobEngine } from './blob-engine/index.js';
 import type { OutcomeDraft, RequestContext } from './context.js';
 import { CacheEvents, type RequestOutcome, type RequestType, type UpstreamEvent } from './events.js';
-import { FlightTable } from './flight.js';
-import { blobs } from './middleware/blobs.js';
+import { createBlobAccess } from './middleware/blob-access.js';
+import { type BlobHandler, createBlobHandler } from './middleware/blobs.js';
 import { createManifestServices, manifests } from './middleware/manifests.js';
 import { passthrough } from './middleware/passthrough.js';
 import { ping } from './middleware/ping.js';
@@ -100,7 +101,13 @@ function requestTypeOf(route: Route, method: string): RequestType {
  * the original, which answers 405 to everything else); with push on, the push methods go
  * through, without the central credentials. Any other method (OPTIONS, TRACE...) is refused.
  */
-function pickHandler(route: Route, method: string, services: Services, ctx: RequestContext): Handler {
+function pickHandler(
+  route: Route,
+  method: string,
+  services: Services,
+  ctx: RequestContext,
+  blobs: BlobHandler,
+): Handler {
   if (PUSH_METHODS.has(method)) return services.options.allowPush ? push : refusePush;
   if (!READ_METHODS.has(method)) return refuseMethod;
   // A pushing client HEADs each blob to learn whether *this repository upstream* has it; a
@@ -164,7 +171,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     otherBytes: () => tags.bytes,
   });
   await tags.load();
-  const flights = new FlightTable(blobStore, events);
+  const engine = new BlobEngine({ store: blobStore, events });
   const counters = { hits: 0, misses: 0 };
   events.on('hit', () => {
     counters.hits += 1;
@@ -178,10 +185,20 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     credentials,
     events,
     blobs: blobStore,
-    flights,
+    engine,
     blobAccess: new AccessGrants(60_000, resolved.now),
     manifests: createManifestServices(resolved, blobStore, tags),
   };
+  // Until the pipeline's handler factories land: the blob handler built once, from what it uses.
+  const blobs = createBlobHandler({
+    engine,
+    upstream,
+    credentials,
+    auth: services.manifests.auth,
+    access: createBlobAccess({ mode: resolved.verifyBlobAccess, grants: services.blobAccess, upstream }),
+    events,
+    passthrough: (ctx) => passthrough(ctx, services),
+  });
 
   async function handle(
     req: IncomingMessage,
@@ -241,7 +258,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
       route = routeOf(requestTarget.pathname);
       outcome.requestType = requestTypeOf(route, method);
       inject = mayInject(route, method, services, ctx);
-      await pickHandler(route, method, services, ctx)(ctx, services);
+      await pickHandler(route, method, services, ctx, blobs)(ctx, services);
     } catch (error) {
       sendError(ctx, error);
     }
@@ -287,7 +304,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     },
     stats() {
       const store = blobStore.stats();
-      const fills = flights.stats();
+      const fills = engine.stats();
       return {
         entries: store.entries,
         bytes: store.bytes,
@@ -304,7 +321,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
       return blobStore.scrub();
     },
     async close() {
-      flights.close();
+      engine.close();
       upstream.close();
       await blobStore.close();
     },

@@ -15,6 +15,16 @@ export {
 export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER } from './api/respond.js';
 export { isValidName, isValidTag, parseDigest, parseRoute, type Route, type RouteKind } from './api/route.js';
 export { type AuthRegistriesDelimiters, parseAuthRegistries } from './auth-registries.js';
+export {
+  BlobCursor,
+  BlobEngine,
+  type BlobEngineOptions,
+  type BlobResult,
+  type FillFetch,
+  type FillInfo,
+  type FillSource,
+  type FillStats,
+} from './blob-engine/index.js';
 export { type CacheStats, createRegistryCache, type RegistryCache, type TargetResolver } from './cache.js';
 export {
   type BlobEvent,
@@ -27,7 +37,6 @@ export {
   type RequestType,
   type UpstreamEvent,
 } from './events.js';
-export { type FlightStats, FlightTable } from './flight.js';
 export { STALE_HEADER } from './middleware/manifests.js';
 export { type CidrList, createCidrList, parseCidr, plainAddress, splitList } from './net/cidr.js';
 export {
@@ -60,6 +69,16 @@ export {
   type StoredBlob,
 } from './store/blob-store.js';
 export type { AccessCheckMode } from './store/content-kind.js';
+export type {
+  ContentHandle,
+  ContentInfo,
+  ContentMeta,
+  ContentStore,
+  ContentStoreStats,
+  ContentWriter,
+  ReadAt,
+  WriteContext,
+} from './store/content-store.js';
 export {
   listStoredEntries,
   listTagEntries,
