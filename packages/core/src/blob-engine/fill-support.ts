@@ -1,5 +1,7 @@
 /** What a fill needs from its engine, and the small rules it shares with it. */
 import type { Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { DrpError } from '../api/errors.js';
 import type { CacheEvents } from '../events.js';
 import type { ContentStore, ContentWriter } from '../store/content-store.js';
 import { type BlobDigest, hasherFor } from '../store/digest.js';
@@ -39,4 +41,13 @@ export async function passThroughHash(d: BlobDigest, writer: ContentWriter): Pro
     position += chunk.length;
   }
   return hash;
+}
+
+/** Resolves when a body ended, rejects when it failed or closed early. */
+export function endOf(body: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    body.once('end', resolve);
+    body.once('error', reject);
+    body.once('close', () => reject(new DrpError('DRP_UPSTREAM_TRUNCATED', 'upstream closed early')));
+  });
 }

@@ -16,16 +16,15 @@ import { DrpError } from '../api/errors.js';
 import type { ContentStore, ContentWriter } from '../store/content-store.js';
 import { type BlobDigest, blobDigest, hasherFor } from '../store/digest.js';
 import type { BlobCursor, CursorSource } from './cursor.js';
-import { type FillHost, failureReason, passThroughHash } from './fill-support.js';
-import { TailWindow } from './tail-window.js';
+import { FillBytes } from './fill-bytes.js';
+import { endOf, type FillHost, failureReason, passThroughHash } from './fill-support.js';
 import type { FillFetch, FillInfo, FillSource, FillStart } from './types.js';
+import { WriteQueue } from './write-queue.js';
 
 const debug = createDebug('drp:fill');
 
 /** Upstream is paused when this much is waiting to be written to the store. */
 const WRITE_HIGH_WATER = 4 * 1024 * 1024;
-/** Written bytes kept in the window for readers that keep pace. */
-const RECENT_BYTES = 8 * 1024 * 1024;
 /** Passing through, upstream is paused when the window holds this much not yet stored. */
 const MEMORY_HIGH_WATER = 8 * 1024 * 1024;
 
@@ -54,15 +53,15 @@ export class Fill implements CursorSource {
   #response: FillSource | undefined;
   #size: number | undefined;
   #received = 0;
-  #writer: ContentWriter | undefined;
   /** Only while passing through: the writer no longer sees the bytes. */
   #hash: Hash | undefined;
-  #queue: Buffer[] = [];
-  #queued = 0;
-  #flushing: Promise<void> | undefined;
-  readonly #window = new TailWindow();
-  readonly #cursors = new Set<BlobCursor>();
-  #waiters: (() => void)[] = [];
+  readonly #bytes = new FillBytes();
+  readonly #queue = new WriteQueue({
+    write: (batch) => (this.#bytes.writer as ContentWriter).write(batch),
+    open: () => this.#state === 'spooling',
+    written: (batch) => this.#written(batch),
+    refused: (error, batch) => this.#toPassing(error, batch),
+  });
   readonly #startedAt = performance.now();
 
   constructor(host: FillHost, digest: string, info: FillInfo, fetch: FillFetch) {
@@ -84,7 +83,7 @@ export class Fill implements CursorSource {
   }
 
   get available(): number {
-    return this.#window.end;
+    return this.#bytes.available;
   }
 
   get verified(): boolean {
@@ -96,24 +95,16 @@ export class Fill implements CursorSource {
   }
 
   attach(cursor: BlobCursor): void {
-    this.#cursors.add(cursor);
+    this.#bytes.cursors.add(cursor);
   }
 
-  async read(position: number, length: number, into: Buffer): Promise<Buffer> {
-    const held = this.#window.copy(position, length, into);
-    if (held) return held;
-    const writer = this.#writer;
-    if (writer && position < writer.written) {
-      const chunk = await writer.read(into.subarray(0, Math.min(length, into.length)), position);
-      if (chunk.length === 0) throw new DrpError('DRP_CACHE_IO', 'written bytes are missing');
-      return chunk;
-    }
-    throw new DrpError('DRP_CACHE_IO', 'bytes of a pass-through fill are no longer available');
+  read(position: number, length: number, into: Buffer): Promise<Buffer> {
+    return this.#bytes.read(position, length, into);
   }
 
   changed(): Promise<void> {
     if (this.#state === 'failed' || this.verified) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return this.#bytes.wait();
   }
 
   moved(): void {
@@ -121,8 +112,8 @@ export class Fill implements CursorSource {
   }
 
   detach(cursor: BlobCursor): void {
-    this.#cursors.delete(cursor);
-    if (this.#state === 'passing' && this.#cursors.size === 0) {
+    this.#bytes.cursors.delete(cursor);
+    if (this.#state === 'passing' && this.#bytes.cursors.size === 0) {
       // Nothing will be stored and nobody is listening: stop downloading.
       this.abort(new DrpError('DRP_CACHE_IO', 'pass-through fill abandoned by every client'));
       return;
@@ -153,7 +144,7 @@ export class Fill implements CursorSource {
       this.#state = 'declined';
       this.#error = new DrpError('DRP_UPSTREAM_PROTOCOL', `upstream answered ${response.status}`);
       this.#host.remove(this);
-      this.#notify();
+      this.#bytes.notify();
       return { streaming: false, response };
     }
     this.#response = response;
@@ -173,7 +164,11 @@ export class Fill implements CursorSource {
   async #openWriter(): Promise<void> {
     const { registry, name } = this.info;
     try {
-      this.#writer = await this.#host.store.createWriter(this.digest, { registry, name, size: this.#size });
+      this.#bytes.writer = await this.#host.store.createWriter(this.digest, {
+        registry,
+        name,
+        size: this.#size,
+      });
       if (this.#state === 'connecting') this.#state = 'spooling';
     } catch (error) {
       debug('%s: no writer (%s); passing through', this.digest, (error as Error).message);
@@ -182,7 +177,7 @@ export class Fill implements CursorSource {
         this.#hash = hasherFor(this.#d);
       }
     }
-    if (this.#state === 'failed') void this.#writer?.close();
+    if (this.#state === 'failed') void this.#bytes.writer?.close();
   }
 
   #onData(chunk: Buffer): void {
@@ -201,39 +196,22 @@ export class Fill implements CursorSource {
     }
     if (this.#state !== 'spooling') return;
     this.#queue.push(chunk);
-    this.#queued += chunk.length;
-    if (this.#queued > WRITE_HIGH_WATER) this.#response?.body.pause();
-    this.#flushing ??= this.#flush().finally(() => {
-      this.#flushing = undefined;
-    });
+    if (this.#queue.bytes > WRITE_HIGH_WATER) this.#response?.body.pause();
   }
 
-  /** Writes queued bytes to the store, batch by batch, until the queue is empty. */
-  async #flush(): Promise<void> {
-    const writer = this.#writer as ContentWriter;
-    while (this.#queue.length > 0 && this.#state === 'spooling') {
-      const batch = this.#queue;
-      this.#queue = [];
-      this.#queued = 0;
-      try {
-        await writer.write(batch);
-      } catch (error) {
-        await this.#toPassing(error, batch);
-        return;
-      }
-      if (this.#state !== 'spooling') return;
-      for (const chunk of batch) this.#window.push(chunk);
-      this.#trim();
-      this.#notify();
-      this.#response?.body.resume();
-    }
+  /** A batch is in the store: readers may have it. */
+  #written(batch: readonly Buffer[]): void {
+    for (const chunk of batch) this.#bytes.window.push(chunk);
+    this.#trim();
+    this.#bytes.notify();
+    this.#response?.body.resume();
   }
 
   /** The store refused: hash what it has (it verified until now), go on in memory only. */
   async #toPassing(error: unknown, failed: Buffer[]): Promise<void> {
     debug('%s: store write failed (%s); passing through', this.digest, (error as Error).message);
     this.#response?.body.pause();
-    const writer = this.#writer as ContentWriter;
+    const writer = this.#bytes.writer as ContentWriter;
     let hash: Hash;
     try {
       hash = await passThroughHash(this.#d, writer);
@@ -245,32 +223,21 @@ export class Fill implements CursorSource {
     this.#state = 'passing';
     this.#hash = hash;
     void writer.abort();
-    const pending = [...failed, ...this.#queue];
-    this.#queue = [];
-    this.#queued = 0;
-    for (const chunk of pending) this.#passOn(chunk);
+    for (const chunk of [...failed, ...this.#queue.take()]) this.#passOn(chunk);
     this.#trim();
   }
 
   #passOn(chunk: Buffer): void {
     this.#hash?.update(chunk);
-    this.#window.push(chunk);
-    if (this.#unstored() >= MEMORY_HIGH_WATER) this.#response?.body.pause();
-    this.#notify();
+    this.#bytes.window.push(chunk);
+    if (this.#bytes.unstored >= MEMORY_HIGH_WATER) this.#response?.body.pause();
+    this.#bytes.notify();
   }
 
-  /** Window bytes the store does not have (passing through). */
-  #unstored(): number {
-    return this.#window.end - Math.max(this.#window.start, this.#writer?.written ?? 0);
-  }
-
-  /** Frees window bytes no cursor needs; resumes a pass-through that has room again. */
+  /** Frees what no cursor needs; resumes a pass-through that has room again. */
   #trim(): void {
-    let lowest = Number.POSITIVE_INFINITY;
-    for (const cursor of this.#cursors) lowest = Math.min(lowest, cursor.position);
-    const stored = this.#writer?.written ?? 0;
-    this.#window.dropWhile((end, bytes) => end <= lowest || (end <= stored && bytes > RECENT_BYTES));
-    if (this.#state === 'passing' && this.#unstored() < MEMORY_HIGH_WATER / 2) {
+    this.#bytes.trim();
+    if (this.#state === 'passing' && this.#bytes.unstored < MEMORY_HIGH_WATER / 2) {
       this.#response?.body.resume();
     }
   }
@@ -279,7 +246,7 @@ export class Fill implements CursorSource {
   async #finish(ended: Promise<void>): Promise<void> {
     try {
       await ended;
-      while (this.#flushing) await this.#flushing;
+      await this.#queue.drain();
     } catch (error) {
       this.#fail(error as Error, 'truncated');
       return;
@@ -299,15 +266,10 @@ export class Fill implements CursorSource {
       return;
     }
     this.#state = 'committing';
-    this.#notify();
-    debug(
-      '%s verified: %d bytes in %dms',
-      this.digest,
-      this.#received,
-      Math.round(performance.now() - this.#startedAt),
-    );
+    this.#bytes.notify();
+    debug('%s verified: %d bytes in %dms', this.digest, this.#received, performance.now() - this.#startedAt);
     if (!passing) {
-      await this.#writer
+      await this.#bytes.writer
         ?.commit(this.info.meta)
         .catch((error: Error) => debug('%s: commit: %s', this.digest, error.message));
     }
@@ -317,7 +279,7 @@ export class Fill implements CursorSource {
   }
 
   async #verify(passing: boolean): Promise<void> {
-    if (!passing) return (this.#writer as ContentWriter).verify();
+    if (!passing) return (this.#bytes.writer as ContentWriter).verify();
     if (this.#hash?.digest('hex') !== this.#d.hex) {
       throw new DrpError('DRP_DIGEST_MISMATCH', `upstream bytes do not match ${this.digest}`);
     }
@@ -332,44 +294,25 @@ export class Fill implements CursorSource {
     this.#response?.abort();
     this.#host.remove(this);
     const why = failureReason(state, reason);
-    if (why) {
-      const size = this.#size ?? this.#received;
+    const { digest, info } = this;
+    const size = this.#size ?? this.#received;
+    if (why)
       this.#host.events?.publish('verify-failed', {
-        digest: this.digest,
+        digest,
         size,
-        ...this.info,
+        ...info,
         reason: why,
         received: this.#received,
       });
-    }
-    this.#window.clear();
-    this.#queue = [];
-    void this.#writer?.abort();
-    this.#notify();
+    this.#bytes.window.clear();
+    this.#queue.take();
+    void this.#bytes.writer?.abort();
+    this.#bytes.notify();
     this.#maybeClose();
-  }
-
-  #notify(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
   }
 
   /** Frees the writer once the fill is over and no cursor reads its bytes any more. */
   #maybeClose(): void {
-    const over = this.#state === 'done' || this.#state === 'failed';
-    if (!over || this.#cursors.size > 0 || !this.#writer) return;
-    const writer = this.#writer;
-    this.#writer = undefined;
-    void writer.close();
+    if (this.#state === 'done' || this.#state === 'failed') this.#bytes.closeWriterIfUnread();
   }
-}
-
-/** Resolves when a body ended, rejects when it failed or closed early. */
-function endOf(body: FillSource['body']): Promise<void> {
-  return new Promise((resolve, reject) => {
-    body.once('end', resolve);
-    body.once('error', reject);
-    body.once('close', () => reject(new DrpError('DRP_UPSTREAM_TRUNCATED', 'upstream closed early')));
-  });
 }
