@@ -23,7 +23,8 @@ import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from 
 import { isPullOnlyTokenQuery, isReadRequest } from './policy/injection.js';
 import type { Services } from './services.js';
 import { AccessGrants } from './store/access-grants.js';
-import { BlobStore, type ScrubResult } from './store/blob-store.js';
+import { BlobStore } from './store/blob-store.js';
+import type { ContentStore, ScrubResult } from './store/content-store.js';
 import { TagIndex } from './store/tag-index.js';
 import { UpstreamClient, type UpstreamObservation } from './upstream/client.js';
 import { Credentials } from './upstream/credentials.js';
@@ -149,7 +150,18 @@ async function refusePush(ctx: RequestContext): Promise<void> {
   );
 }
 
-export async function createRegistryCache(options: RegistryCacheOptions): Promise<RegistryCache> {
+/** Parts of a cache a library user may supply instead of the defaults. */
+export interface RegistryCacheParts {
+  /**
+   * Where content lives (default: the cacache-layout BlobStore in `cacheDir`). It must pass
+   * `contentStoreConformance` (`@drp/core/testing`); the cache closes it on `close()`.
+   */
+  readonly store?: ContentStore;
+}
+
+export async function createRegistryCache(
+  options: RegistryCacheOptions & RegistryCacheParts,
+): Promise<RegistryCache> {
   const resolved = resolveOptions(options);
   const events = new CacheEvents(randomUUID());
   const credentials = new Credentials(resolved.credentials);
@@ -162,14 +174,16 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
     maxEntries: 100_000,
     maxBytes: Math.min(64 * 2 ** 20, Math.max(2 ** 20, Math.floor(resolved.maxSizeBytes / 100))),
   });
-  const blobStore = await BlobStore.open({
-    dir: resolved.cacheDir,
-    maxSizeBytes: resolved.maxSizeBytes,
-    inactiveMs: resolved.inactiveMs,
-    now: resolved.now,
-    events,
-    otherBytes: () => tags.bytes,
-  });
+  const blobStore: ContentStore =
+    options.store ??
+    (await BlobStore.open({
+      dir: resolved.cacheDir,
+      maxSizeBytes: resolved.maxSizeBytes,
+      inactiveMs: resolved.inactiveMs,
+      now: resolved.now,
+      events,
+      otherBytes: () => tags.bytes,
+    }));
   await tags.load();
   const engine = new BlobEngine({ store: blobStore, events });
   const counters = { hits: 0, misses: 0 };
@@ -318,7 +332,7 @@ export async function createRegistryCache(options: RegistryCacheOptions): Promis
       };
     },
     scrub() {
-      return blobStore.scrub();
+      return blobStore.scrub?.() ?? Promise.resolve({ checked: 0, corrupt: [], missing: [] });
     },
     async close() {
       engine.close();

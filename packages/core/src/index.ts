@@ -25,7 +25,13 @@ export {
   type FillSource,
   type FillStats,
 } from './blob-engine/index.js';
-export { type CacheStats, createRegistryCache, type RegistryCache, type TargetResolver } from './cache.js';
+export {
+  type CacheStats,
+  createRegistryCache,
+  type RegistryCache,
+  type RegistryCacheParts,
+  type TargetResolver,
+} from './cache.js';
 export {
   type BlobEvent,
   type CacheEventMap,

@@ -7,7 +7,7 @@ import type { CacheEvents } from './events.js';
 import type { ManifestServices } from './middleware/manifests.js';
 import type { ResolvedOptions } from './options.js';
 import type { AccessGrants } from './store/access-grants.js';
-import type { BlobStore } from './store/blob-store.js';
+import type { ContentStore } from './store/content-store.js';
 import type { UpstreamClient } from './upstream/client.js';
 import type { Credentials } from './upstream/credentials.js';
 
@@ -17,7 +17,7 @@ export interface Services {
   readonly credentials: Credentials;
   readonly events: CacheEvents;
   /** The content-addressed store (blobs and manifests by digest), with LRU and size cap. */
-  readonly blobs: BlobStore;
+  readonly blobs: ContentStore;
   /** Single-flight fills of uncached blobs over the store, owned by this cache instance. */
   readonly engine: BlobEngine;
   /** Recent proofs that a client may read a blob (`verifyBlobAccess`). */

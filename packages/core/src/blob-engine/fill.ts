@@ -13,7 +13,7 @@
 import type { Hash } from 'node:crypto';
 import createDebug from 'debug';
 import { DrpError } from '../api/errors.js';
-import type { ContentStore, ContentWriter } from '../store/content-store.js';
+import type { ContentWriter } from '../store/content-store.js';
 import { type BlobDigest, blobDigest, hasherFor } from '../store/digest.js';
 import type { BlobCursor, CursorSource } from './cursor.js';
 import { FillBytes } from './fill-bytes.js';
@@ -21,7 +21,7 @@ import { endOf, type FillHost, failureReason, passThroughHash } from './fill-sup
 import type { FillFetch, FillInfo, FillSource, FillStart } from './types.js';
 import { WriteQueue } from './write-queue.js';
 
-const debug = createDebug('drp:fill');
+const debug = createDebug('drp:flight');
 
 /** Upstream is paused when this much is waiting to be written to the store. */
 const WRITE_HIGH_WATER = 4 * 1024 * 1024;
