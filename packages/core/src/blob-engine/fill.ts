@@ -9,6 +9,10 @@
  *   the digest; on a mismatch or truncation every cursor fails and nothing is stored.
  * - When the store refuses (disk full), the fill passes through: bytes reach clients through the
  *   window only (upstream is paused while the slowest client catches up), hashed here.
+ *
+ * Longer than the engine's other files (~300 lines) on purpose: every transition of the one
+ * state enum is in this class, so no other file can move the fill to another state. What does
+ * not touch the state lives beside it (write-queue, fill-bytes, tail-window, fill-support).
  */
 import type { Hash } from 'node:crypto';
 import createDebug from 'debug';
