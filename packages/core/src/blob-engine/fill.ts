@@ -228,6 +228,11 @@ export class Fill implements CursorSource {
     this.#hash = hash;
     void writer.abort();
     for (const chunk of [...failed, ...this.#queue.take()]) this.#passOn(chunk);
+    if (this.#bytes.cursors.size === 0) {
+      // Every client left while the store's bytes were hashed again: nobody to pass on to.
+      this.abort(new DrpError('DRP_CACHE_IO', 'pass-through fill abandoned by every client'));
+      return;
+    }
     this.#trim();
   }
 
