@@ -5,24 +5,25 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BlobEngine } from './blob-engine/index.js';
 import { CacheEvents, type RequestOutcome, type UpstreamEvent } from './events.js';
-import { FlightTable } from './flight.js';
 import { type RegistryCacheOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { buildHandlers, type HandlerOverrides } from './pipeline/handlers.js';
 import { createLifecycle } from './pipeline/lifecycle.js';
 import type { Step } from './pipeline/step.js';
 import { AuthClassifier } from './policy/auth-class.js';
-import { BlobStore, type ScrubResult } from './store/blob-store.js';
+import { BlobStore } from './store/blob-store.js';
+import type { ContentStore, ScrubResult } from './store/content-store.js';
 import { TagIndex } from './store/tag-index.js';
 import { UpstreamClient, type UpstreamObservation } from './upstream/client.js';
 import { Credentials } from './upstream/credentials.js';
 import { targetKey, type UpstreamTarget } from './upstream/target.js';
 
 /**
- * The content store option. TODO(lead): becomes core-engine's `ContentStore`
- * (store/content-store.ts) when it lands; until then the current BlobStore's public shape.
+ * Where content lives: any `ContentStore` (store/content-store.ts) that passes
+ * `contentStoreConformance` (`@drp/core/testing`).
  */
-export type CacheStore = BlobStore;
+export type CacheStore = ContentStore;
 
 export interface CreateRegistryCacheOptions extends RegistryCacheOptions {
   /** Steps run, in order, between routing and the handler (pipeline/step.ts). */
@@ -90,7 +91,7 @@ export async function createRegistryCache(options: CreateRegistryCacheOptions): 
     maxEntries: 100_000,
     maxBytes: Math.min(64 * 2 ** 20, Math.max(2 ** 20, Math.floor(resolved.maxSizeBytes / 100))),
   });
-  const blobStore =
+  const blobStore: ContentStore =
     options.store ??
     (await BlobStore.open({
       dir: resolved.cacheDir,
@@ -101,10 +102,10 @@ export async function createRegistryCache(options: CreateRegistryCacheOptions): 
       otherBytes: () => tags.bytes,
     }));
   await tags.load();
-  const flights = new FlightTable(blobStore, events);
+  const engine = new BlobEngine({ store: blobStore, events });
   const counters = countHits(events);
   const auth = new AuthClassifier(`${resolved.cacheDir}/drp-auth.key`, resolved.now);
-  const parts = { options: resolved, upstream, credentials, events, auth, blobStore, flights, tags };
+  const parts = { options: resolved, upstream, credentials, events, auth, blobStore, engine, tags };
   const handle = createLifecycle({
     events,
     allowPush: resolved.allowPush,
@@ -118,12 +119,12 @@ export async function createRegistryCache(options: CreateRegistryCacheOptions): 
     events,
     handle,
     middleware: (resolve) => middlewareOf(handle, resolve),
-    stats: () => statsOf(blobStore, flights, counters),
+    stats: () => statsOf(blobStore, engine, counters),
     scrub() {
-      return blobStore.scrub();
+      return blobStore.scrub?.() ?? Promise.resolve({ checked: 0, corrupt: [], missing: [] });
     },
     async close() {
-      flights.close();
+      engine.close();
       upstream.close();
       if (!options.store) await blobStore.close();
     },
@@ -159,12 +160,12 @@ function countHits(events: CacheEvents): { hits: number; misses: number } {
 }
 
 function statsOf(
-  store: BlobStore,
-  flights: FlightTable,
+  store: ContentStore,
+  engine: BlobEngine,
   counters: { hits: number; misses: number },
 ): CacheStats {
   const { entries, bytes, maxBytes, stored, evicted } = store.stats();
-  const fills = flights.stats();
+  const fills = engine.stats();
   const { hits, misses } = counters;
   return {
     entries,

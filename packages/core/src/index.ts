@@ -19,6 +19,16 @@ export { CACHE_STATUS_HEADER, CACHE_TYPE_HEADER, sendError } from './api/respond
 export { isValidName, isValidTag, parseDigest, parseRoute, type Route, type RouteKind } from './api/route.js';
 export { type AuthRegistriesDelimiters, parseAuthRegistries } from './auth-registries.js';
 export {
+  BlobCursor,
+  BlobEngine,
+  type BlobEngineOptions,
+  type BlobResult,
+  type FillFetch,
+  type FillInfo,
+  type FillSource,
+  type FillStats,
+} from './blob-engine/index.js';
+export {
   type CacheStats,
   type CacheStore,
   type CreateRegistryCacheOptions,
@@ -60,8 +70,24 @@ export {
   type UpstreamOptions,
 } from './options.js';
 export { compose, type Handler, type Next, type Step } from './pipeline/step.js';
-export type { ScrubResult } from './store/blob-store.js';
+// The default ContentStore (cacache layout, LRU, size cap): usable alone, e.g. under BlobEngine.
+export {
+  BlobStore,
+  type BlobStoreOptions,
+  type BlobStoreStats,
+  type ScrubResult,
+} from './store/blob-store.js';
 export type { AccessCheckMode } from './store/content-kind.js';
+export type {
+  ContentHandle,
+  ContentInfo,
+  ContentMeta,
+  ContentStore,
+  ContentStoreStats,
+  ContentWriter,
+  ReadAt,
+  WriteContext,
+} from './store/content-store.js';
 export {
   listStoredEntries,
   listTagEntries,

@@ -6,7 +6,6 @@
  * callback: TLS has encrypted it by then). Backpressure: never more than `buffers` chunks in
  * flight, and a full socket (`write()` false) is waited for.
  */
-import { read } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { DrpError } from '../api/errors.js';
 
@@ -20,26 +19,21 @@ const SEND_BUFFERS = 2;
 /** Fills `into` (or returns bytes of its own); `null` at the end of the body. */
 export type ChunkSource = (into: Buffer) => Promise<Buffer | null>;
 
-/** Reads `[position, end)` of an open file descriptor, `chunk` bytes at a time. */
-export function fileSource(fd: number, start: number, end: number): ChunkSource {
+/** Reads `[start, end)` through a positional reader (a store handle's `read`). */
+export function readAtSource(
+  read: (into: Buffer, position: number) => Promise<Buffer>,
+  start: number,
+  end: number,
+): ChunkSource {
   let position = start;
-  return (into) =>
-    new Promise((resolve, reject) => {
-      const want = Math.min(into.length, end - position);
-      if (want <= 0) {
-        resolve(null);
-        return;
-      }
-      read(fd, into, 0, want, position, (error, bytesRead) => {
-        if (error) reject(new DrpError('DRP_CACHE_IO', 'reading a cached blob failed', { cause: error }));
-        else if (bytesRead === 0)
-          reject(new DrpError('DRP_CACHE_IO', 'cached blob is shorter than its entry'));
-        else {
-          position += bytesRead;
-          resolve(into.subarray(0, bytesRead));
-        }
-      });
-    });
+  return async (into) => {
+    const want = Math.min(into.length, end - position);
+    if (want <= 0) return null;
+    const chunk = await read(into.subarray(0, want), position);
+    if (chunk.length === 0) throw new DrpError('DRP_CACHE_IO', 'cached blob is shorter than its entry');
+    position += chunk.length;
+    return chunk;
+  };
 }
 
 function closedError(): Error {

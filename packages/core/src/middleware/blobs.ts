@@ -1,29 +1,27 @@
 /**
- * `GET|HEAD /v2/<name>/blobs/<digest>`: served from the content-addressed store when present
- * (no upstream request at all, Range and If-Range honoured), otherwise fetched once through a
- * flight and streamed to every client that asked while it runs.
+ * `GET|HEAD /v2/<name>/blobs/<digest>`: served from the store when present (no upstream request
+ * at all, Range and If-Range honoured), otherwise fetched once through the blob engine and
+ * streamed to every client that asked while it runs.
  *
  * A HEAD on a miss is forwarded as a HEAD (the blob is never downloaded for it). An upstream
  * answer that is not the blob (401 with its challenge, 404, 429...) is relayed untouched and
  * nothing is cached. Other methods on a blob path go through uncached.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import createDebug from 'debug';
-import { type OciErrorCode, ociErrorBody } from '../api/errors.js';
+import { ociErrorBody } from '../api/errors.js';
 import { relayResponse, sendError, writeHead } from '../api/respond.js';
+import type { BlobEngine, BlobResult } from '../blob-engine/index.js';
 import type { RequestContext } from '../context.js';
+import type { CacheEvents } from '../events.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
-import { type ChunkSource, fileSource, pump } from '../http/send.js';
-import type { AuthClass } from '../policy/auth-class.js';
-import type { Services } from '../services.js';
-import { AccessGrants } from '../store/access-grants.js';
-import type { BlobHandle } from '../store/blob-store.js';
-import { blobMeta, fetchedByOf, kindOf, needsAccessCheck } from '../store/content-kind.js';
-import type { HeaderMap, UpstreamResponse } from '../upstream/client.js';
+import { type ChunkSource, pump, readAtSource } from '../http/send.js';
+import type { AuthClassifier } from '../policy/auth-class.js';
+import { blobMeta, fetchedByOf, kindOf } from '../store/content-kind.js';
+import type { ContentHandle } from '../store/content-store.js';
+import type { HeaderMap, UpstreamClient, UpstreamResponse } from '../upstream/client.js';
+import type { Credentials } from '../upstream/credentials.js';
 import { endToEndHeaders, headerValue } from '../upstream/headers.js';
-import { passthrough } from './passthrough.js';
-
-const debug = createDebug('drp:blobs');
+import type { AccessRequest, BlobAccess } from './blob-access.js';
 
 /** Request headers that must not reach upstream on a fill: it always fetches the whole blob. */
 const NOT_FOR_FILL = [
@@ -36,45 +34,92 @@ const NOT_FOR_FILL = [
   'accept-encoding',
 ];
 
-/** Times a client whose flight was declined (e.g. the leader got a 401) tries again. */
-const JOIN_ATTEMPTS = 3;
-
-export async function blobs(ctx: RequestContext, services: Services): Promise<void> {
-  const digest = ctx.route.digest;
-  if (!digest || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) {
-    await passthrough(ctx, services);
-    return;
-  }
-  const stored = services.blobs.peek(digest);
-  if (stored && kindOf(stored.meta) === 'manifest') {
-    // A manifest's digest asked for as a blob: never the stored bytes (they may be private,
-    // and are kept as a manifest); upstream answers this one, uncached.
-    await passthrough(ctx, services);
-    return;
-  }
-  const handle = stored ? await services.blobs.open(digest) : undefined;
-  if (handle) {
-    try {
-      if (await accessAllowed(ctx, services, digest, fetchedByOf(handle.meta))) {
-        await serveHit(ctx, services, handle);
-      }
-    } finally {
-      await handle.release();
-    }
-    return;
-  }
-  if (ctx.method === 'HEAD') {
-    await headMiss(ctx, services);
-    return;
-  }
-  await getMiss(ctx, services, digest);
+/** What the blob handler uses, and nothing else. */
+export interface BlobHandlerDeps {
+  readonly engine: BlobEngine;
+  readonly upstream: Pick<UpstreamClient, 'request'>;
+  /** The central credentials, added on reads only (`ctx.inject`). */
+  readonly credentials: Pick<Credentials, 'has' | 'apply'>;
+  readonly auth: Pick<AuthClassifier, 'classify'>;
+  readonly access: BlobAccess;
+  readonly events: CacheEvents;
+  /** Where requests the blob handler does not cache go (uncached, to upstream). */
+  readonly passthrough: (ctx: RequestContext) => Promise<void>;
 }
 
-/** The auth class of this request as it goes upstream (policy/auth-class.ts). */
-function requestClass(ctx: RequestContext, services: Services): AuthClass {
+export type BlobHandler = (ctx: RequestContext) => Promise<void>;
+
+export function createBlobHandler(deps: BlobHandlerDeps): BlobHandler {
+  return async (ctx) => {
+    const digest = ctx.route.digest;
+    if (!digest || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return deps.passthrough(ctx);
+    const stored = deps.engine.store.peek(digest);
+    if (stored && kindOf(stored.meta) === 'manifest') {
+      // A manifest's digest asked for as a blob: never the stored bytes (they may be private,
+      // and are kept as a manifest); upstream answers this one, uncached.
+      return deps.passthrough(ctx);
+    }
+    const request = accessRequest(ctx, deps, digest);
+    if (ctx.method === 'HEAD') {
+      const handle = stored ? await deps.engine.open(digest) : undefined;
+      if (handle) return serveStored(ctx, deps, request, handle);
+      return headMiss(ctx, deps);
+    }
+    let result: BlobResult;
+    try {
+      result = await deps.engine.get(digest, fetchFor(ctx, deps, request.headers), {
+        registry: ctx.registry,
+        ...(ctx.route.name ? { name: ctx.route.name } : {}),
+        meta: blobMeta(request.requestClass),
+      });
+    } catch (error) {
+      ctx.outcome.cacheStatus = 'MISS';
+      sendError(ctx, error);
+      return;
+    }
+    await serveResult(ctx, deps, request, result);
+  };
+}
+
+async function serveResult(
+  ctx: RequestContext,
+  deps: BlobHandlerDeps,
+  request: AccessRequest,
+  result: BlobResult,
+): Promise<void> {
+  switch (result.kind) {
+    case 'stored':
+      return serveStored(ctx, deps, request, result.handle);
+    case 'fill':
+      return serveFill(ctx, deps, request, result);
+    case 'declined':
+      ctx.outcome.cacheStatus = 'BYPASS';
+      ctx.outcome.upstreamMs = result.response.headersMs;
+      // The engine hands back what fetchFor's upstream request returned.
+      return relayResponse(ctx, result.response as UpstreamResponse);
+    case 'contended':
+      return deps.passthrough(ctx);
+  }
+}
+
+/** This request's auth class and the headers it goes upstream with (policy/auth-class.ts). */
+function accessRequest(ctx: RequestContext, deps: BlobHandlerDeps, digest: string): AccessRequest {
   const clientAuth = headerValue(ctx.req.headers, 'authorization');
-  const injected = clientAuth === undefined && services.credentials.has(ctx);
-  return services.manifests.auth.classify(clientAuth, injected);
+  const injected = clientAuth === undefined && deps.credentials.has(ctx);
+  return { digest, requestClass: deps.auth.classify(clientAuth, injected), headers: fillHeaders(ctx, deps) };
+}
+
+function fillHeaders(ctx: RequestContext, deps: BlobHandlerDeps): HeaderMap {
+  const headers = endToEndHeaders(ctx.req.headers);
+  for (const name of NOT_FOR_FILL) delete headers[name];
+  // Byte-exact: a CDN must not compress what is hashed.
+  headers['accept-encoding'] = 'identity';
+  return deps.credentials.apply(ctx, headers);
+}
+
+/** The fill's upstream GET. It outlives this client: no clientGone signal here. */
+function fetchFor(ctx: RequestContext, deps: BlobHandlerDeps, headers: HeaderMap) {
+  return () => deps.upstream.request(ctx.target, { method: 'GET', path: ctx.pathAndQuery, headers });
 }
 
 function blobHeaders(digest: string, length: number | undefined): OutgoingHttpHeaders {
@@ -118,9 +163,22 @@ function writeBlobHead(
   return { start: 0, end: size };
 }
 
-async function serveHit(ctx: RequestContext, services: Services, blob: BlobHandle): Promise<void> {
+async function serveStored(
+  ctx: RequestContext,
+  deps: BlobHandlerDeps,
+  request: AccessRequest,
+  blob: ContentHandle,
+): Promise<void> {
+  try {
+    if (await deps.access.allowed(ctx, request, fetchedByOf(blob.meta))) await serveHit(ctx, deps, blob);
+  } finally {
+    await blob.release();
+  }
+}
+
+async function serveHit(ctx: RequestContext, deps: BlobHandlerDeps, blob: ContentHandle): Promise<void> {
   ctx.outcome.cacheStatus = 'HIT';
-  services.events.publish('hit', {
+  deps.events.publish('hit', {
     kind: 'blob',
     digest: blob.digest,
     size: blob.size,
@@ -139,17 +197,17 @@ async function serveHit(ctx: RequestContext, services: Services, blob: BlobHandl
     ctx.res.end();
     return;
   }
-  await send(ctx, fileSource(blob.file.fd, span.start, span.end));
+  await send(ctx, readAtSource(blob.read, span.start, span.end));
 }
 
-async function headMiss(ctx: RequestContext, services: Services): Promise<void> {
+async function headMiss(ctx: RequestContext, deps: BlobHandlerDeps): Promise<void> {
   ctx.outcome.cacheStatus = 'MISS';
   let response: UpstreamResponse;
   try {
-    response = await services.upstream.request(ctx.target, {
+    response = await deps.upstream.request(ctx.target, {
       method: 'HEAD',
       path: ctx.pathAndQuery,
-      headers: services.credentials.apply(ctx, endToEndHeaders(ctx.req.headers)),
+      headers: deps.credentials.apply(ctx, endToEndHeaders(ctx.req.headers)),
       signal: ctx.clientGone,
     });
   } catch (error) {
@@ -159,160 +217,43 @@ async function headMiss(ctx: RequestContext, services: Services): Promise<void> 
   await relayResponse(ctx, response);
 }
 
-function fillHeaders(ctx: RequestContext, services: Services): HeaderMap {
-  const headers = endToEndHeaders(ctx.req.headers);
-  for (const name of NOT_FOR_FILL) delete headers[name];
-  // Byte-exact: a CDN must not compress what is hashed.
-  headers['accept-encoding'] = 'identity';
-  return services.credentials.apply(ctx, headers);
-}
-
-async function getMiss(ctx: RequestContext, services: Services, digest: string): Promise<void> {
+async function serveFill(
+  ctx: RequestContext,
+  deps: BlobHandlerDeps,
+  request: AccessRequest,
+  fill: Extract<BlobResult, { kind: 'fill' }>,
+): Promise<void> {
+  const { digest } = request;
+  const { cursor, size } = fill;
   ctx.outcome.cacheStatus = 'MISS';
-  const headers = fillHeaders(ctx, services);
-  const info = { registry: ctx.registry, ...(ctx.route.name ? { name: ctx.route.name } : {}) };
-  const fillInfo = { ...info, meta: blobMeta(requestClass(ctx, services)) };
-  for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt += 1) {
-    const { flight, leader } = services.flights.join(
-      digest,
-      // The fill outlives this client: no clientGone signal here.
-      () => services.upstream.request(ctx.target, { method: 'GET', path: ctx.pathAndQuery, headers }),
-      fillInfo,
-    );
-    let start: Awaited<typeof flight.started>;
-    try {
-      start = await flight.started;
-    } catch (error) {
-      sendError(ctx, error);
-      return;
-    }
-    if (!start.streaming) {
-      if (leader) {
-        ctx.outcome.cacheStatus = 'BYPASS';
-        ctx.outcome.upstreamMs = start.response.headersMs;
-        await relayResponse(ctx, start.response);
-        return;
-      }
-      // The leader's answer was for the leader's credentials: ask again with ours.
-      debug('%s: joined a declined fill; retrying', digest);
-      continue;
-    }
-    // Hold a place in the fill before anything else is awaited: the flight keeps its spool
-    // open for registered cursors only.
-    const size = start.size;
+  try {
     const range: RangeResult =
       size === undefined ? { kind: 'full' } : rangeFor(ctx.req.headers, size, blobEtag(digest));
-    const cursor =
-      range.kind === 'partial' ? flight.cursor(range.start, range.end + 1) : flight.cursor(0, size);
-    try {
-      if (leader) {
-        ctx.outcome.upstreamMs = flight.upstreamMs;
-        // Upstream just served this client the blob: it may read it.
-        if (services.options.verifyBlobAccess !== 'off') {
-          services.blobAccess.grant(accessKey(ctx, digest, headers));
-        }
-      } else if (!(await accessAllowed(ctx, services, digest, fetchedByOf(flight.info.meta)))) {
+    if (range.kind === 'partial') cursor.narrow(range.start, range.end + 1);
+    if (fill.leader) {
+      ctx.outcome.upstreamMs = fill.upstreamMs;
+      deps.access.grant(ctx, request);
+    } else if (!(await deps.access.allowed(ctx, request, fetchedByOf(fill.meta)))) {
+      return;
+    }
+    const info = { registry: ctx.registry, ...(ctx.route.name ? { name: ctx.route.name } : {}) };
+    deps.events.publish('miss', { kind: 'blob', digest, size: size ?? 0, ...info });
+    if (ctx.clientGone.aborted) return;
+    if (size === undefined) {
+      // No Content-Length upstream: chunked to the client; the final chunk waits for verification.
+      writeHead(ctx, 200, blobHeaders(digest, undefined));
+    } else {
+      const span = writeBlobHead(ctx, digest, size, range);
+      if (!span) return;
+      if (span.end === span.start) {
+        ctx.res.end();
         return;
       }
-      services.events.publish('miss', { kind: 'blob', digest, size: size ?? 0, ...info });
-      if (ctx.clientGone.aborted) return;
-      if (size === undefined) {
-        // No Content-Length upstream: chunked to the client; the final chunk waits for verification.
-        writeHead(ctx, 200, blobHeaders(digest, undefined));
-      } else {
-        const span = writeBlobHead(ctx, digest, size, range);
-        if (!span) return;
-        if (span.end === span.start) {
-          ctx.res.end();
-          return;
-        }
-      }
-      await send(ctx, cursor.next);
-    } finally {
-      cursor.close();
     }
-    return;
+    await send(ctx, cursor.next);
+  } finally {
+    cursor.close();
   }
-  await passthrough(ctx, services);
-}
-
-function accessKey(ctx: RequestContext, digest: string, headers: HeaderMap): string {
-  const authorization = headers.authorization;
-  return AccessGrants.key(
-    ctx.registry,
-    ctx.route.name ?? '',
-    digest,
-    Array.isArray(authorization) ? authorization.join(',') : authorization,
-  );
-}
-
-const DENIAL_CODES: Record<number, OciErrorCode> = {
-  401: 'UNAUTHORIZED',
-  403: 'DENIED',
-  404: 'BLOB_UNKNOWN',
-  429: 'TOOMANYREQUESTS',
-};
-
-/**
- * `verifyBlobAccess`: before this client gets bytes another client fetched (`fetchedBy`, see
- * store/content-kind.ts for which ones need it), ask upstream (a HEAD with this client's
- * credentials, redirects not followed: a redirect is a yes) whether it may read the blob. A no
- * is answered like upstream answered it (status, challenge headers, an OCI error body); an
- * unreachable upstream fails closed. Returns false when it answered.
- */
-async function accessAllowed(
-  ctx: RequestContext,
-  services: Services,
-  digest: string,
-  fetchedBy: AuthClass | undefined,
-): Promise<boolean> {
-  if (!needsAccessCheck(services.options.verifyBlobAccess, fetchedBy, requestClass(ctx, services))) {
-    return true;
-  }
-  const headers = fillHeaders(ctx, services);
-  const key = accessKey(ctx, digest, headers);
-  if (services.blobAccess.has(key)) return true;
-  let response: UpstreamResponse;
-  try {
-    response = await services.upstream.request(ctx.target, {
-      method: 'HEAD',
-      path: ctx.pathAndQuery,
-      headers,
-      followRedirects: false,
-      signal: ctx.clientGone,
-    });
-  } catch (error) {
-    sendError(ctx, error);
-    return false;
-  }
-  response.body.resume();
-  if (response.status === 200 || (response.status >= 301 && response.status <= 308)) {
-    services.blobAccess.grant(key);
-    return true;
-  }
-  debug('%s: upstream denied %s (%d)', digest, ctx.registry, response.status);
-  ctx.outcome.cacheStatus = 'BYPASS';
-  const relayed = endToEndHeaders(response.headers);
-  for (const name of [
-    'content-length',
-    'content-type',
-    'content-encoding',
-    'etag',
-    'docker-content-digest',
-  ]) {
-    delete relayed[name];
-  }
-  const body = ociErrorBody(
-    DENIAL_CODES[response.status] ?? 'UNKNOWN',
-    `upstream answered ${response.status}`,
-  );
-  writeHead(ctx, response.status, {
-    ...relayed,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-  });
-  ctx.res.end(ctx.method === 'HEAD' ? undefined : body);
-  return false;
 }
 
 /** Sends a body to the client; a failure cuts the connection (headers are already out). */
@@ -321,7 +262,6 @@ async function send(ctx: RequestContext, source: ChunkSource): Promise<void> {
     await pump(ctx.res, source);
   } catch (error) {
     if (ctx.clientGone.aborted) return;
-    debug('%s %s: body failed: %s', ctx.method, ctx.pathname, (error as Error).message);
     sendError(ctx, error);
   }
 }

@@ -2,9 +2,11 @@
  * One handler of each kind for a cache instance, each built by its factory from only what it
  * uses; `overrides` (createRegistryCache's `handlers` option) replace the blob or manifest one.
  */
+
+import type { BlobEngine } from '../blob-engine/index.js';
 import type { CacheEvents } from '../events.js';
-import type { FlightTable } from '../flight.js';
-import { blobs } from '../middleware/blobs.js';
+import { createBlobAccess } from '../middleware/blob-access.js';
+import { createBlobHandler } from '../middleware/blobs.js';
 import { createManifestHandler } from '../middleware/manifests/index.js';
 import { createPassthroughHandler } from '../middleware/passthrough.js';
 import { createPingHandler } from '../middleware/ping.js';
@@ -15,7 +17,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { AuthClassifier } from '../policy/auth-class.js';
 import { TagTiers } from '../policy/tiers.js';
 import { AccessGrants } from '../store/access-grants.js';
-import type { BlobStore } from '../store/blob-store.js';
+import type { ContentStore } from '../store/content-store.js';
 import { ManifestStore } from '../store/manifest-store.js';
 import type { TagIndex } from '../store/tag-index.js';
 import type { UpstreamClient } from '../upstream/client.js';
@@ -29,8 +31,8 @@ export interface HandlerParts {
   readonly credentials: Credentials;
   readonly events: CacheEvents;
   readonly auth: AuthClassifier;
-  readonly blobStore: BlobStore;
-  readonly flights: FlightTable;
+  readonly blobStore: ContentStore;
+  readonly engine: BlobEngine;
   readonly tags: TagIndex;
 }
 
@@ -45,8 +47,23 @@ export function buildHandlers(
 ): Record<HandlerName, Handler> {
   const { upstream, credentials, events, auth, options } = p;
   const { staleTimeoutMs } = options.upstream;
+  const passthrough = createPassthroughHandler({ upstream, credentials });
   return {
-    blob: overrides.blob ?? blobAdapter(p),
+    blob:
+      overrides.blob ??
+      createBlobHandler({
+        engine: p.engine,
+        upstream,
+        credentials,
+        auth,
+        access: createBlobAccess({
+          mode: options.verifyBlobAccess,
+          grants: new AccessGrants(60_000, options.now),
+          upstream,
+        }),
+        events,
+        passthrough,
+      }),
     manifest:
       overrides.manifest ??
       createManifestHandler({
@@ -73,24 +90,6 @@ export function buildHandlers(
     }),
     token: createTokenHandler({ upstream, credentials, auth }),
     push: createPushHandler({ upstream, tags: p.tags }),
-    passthrough: createPassthroughHandler({ upstream, credentials }),
+    passthrough,
   };
-}
-
-/**
- * TEMPORARY adapter: calls the existing blob handler with the bag it still takes, until
- * core-engine's `createBlobHandler(deps)` replaces middleware/blobs.ts (then this goes).
- */
-function blobAdapter(p: HandlerParts): Handler {
-  const services = {
-    options: p.options,
-    upstream: p.upstream,
-    credentials: p.credentials,
-    events: p.events,
-    blobs: p.blobStore,
-    flights: p.flights,
-    blobAccess: new AccessGrants(60_000, p.options.now),
-    manifests: { auth: p.auth },
-  };
-  return (ctx) => blobs(ctx, services);
 }

@@ -6,13 +6,14 @@
  * persisted through an access journal, a size cap and inactive expiry, and pins so that a blob
  * being served is never removed.
  *
- * Writes are always verified: `putBuffer` hashes before writing; streamed blobs are spooled by
- * a flight (see flight.ts), verified while they stream in, then moved into place with
- * `commitSpool` (rename = atomic; index line appended after the content exists, so a crash
- * leaves at worst an unreferenced content file, which `open` sweeps away).
+ * It implements the ContentStore contract (store/content-store.ts). Writes are always verified:
+ * `putBuffer` hashes before writing; streamed blobs go through a writer (store/spool-writer.ts)
+ * that hashes while spooling, then are moved into place with `commitSpool` (rename = atomic;
+ * index line appended after the content exists, so a crash leaves at worst an unreferenced
+ * content file, which `open` sweeps away). This store alone reports `store-skipped`.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, read } from 'node:fs';
 import {
   chmod,
   type FileHandle,
@@ -31,24 +32,36 @@ import createDebug from 'debug';
 import { DrpError } from '../api/errors.js';
 import type { CacheEvents } from '../events.js';
 import { AccessJournal } from './access-journal.js';
+import type {
+  ContentHandle,
+  ContentMeta,
+  ContentStore,
+  ContentStoreStats,
+  ContentWriter,
+  ScrubResult,
+  WriteContext,
+} from './content-store.js';
 import { type BlobDigest, blobDigest, blobKey, contentPath } from './digest.js';
 import { RemovalNotesReader } from './removal-notes.js';
+import { SpoolWriter } from './spool-writer.js';
+
+export type { ScrubResult } from './content-store.js';
 
 const debug = createDebug('drp:store');
 
 /** Blob metadata kept in the index, e.g. a manifest's media type. */
-export type BlobMeta = Record<string, string>;
+export type BlobMeta = ContentMeta;
 
 export interface StoredBlob {
   readonly digest: string;
   readonly size: number;
   /** The content file. Read it directly (fs.createReadStream), never through cacache.get. */
   readonly path: string;
-  readonly meta?: BlobMeta;
+  readonly meta: BlobMeta | undefined;
 }
 
 /** An open, pinned blob: it cannot be evicted until `release()`. */
-export interface BlobHandle extends StoredBlob {
+export interface BlobHandle extends StoredBlob, ContentHandle {
   readonly file: FileHandle;
   /** Closes the file and unpins. Idempotent. */
   release(): Promise<void>;
@@ -72,21 +85,7 @@ export interface BlobStoreOptions {
   readonly removalPollMs?: number;
 }
 
-/** What one pass of `scrub()` found. */
-export interface ScrubResult {
-  readonly checked: number;
-  readonly corrupt: string[];
-  readonly missing: string[];
-}
-
-export interface BlobStoreStats {
-  readonly entries: number;
-  readonly bytes: number;
-  readonly maxBytes: number;
-  readonly stored: number;
-  readonly evicted: number;
-  readonly pinned: number;
-}
+export type BlobStoreStats = ContentStoreStats;
 
 interface Entry {
   readonly d: BlobDigest;
@@ -101,7 +100,7 @@ type EvictReason = 'size' | 'inactive' | 'manual' | 'corrupt';
 const SPOOL_DIR = 'drp-spool';
 export const JOURNAL_FILE = 'drp-access.journal';
 
-export class BlobStore {
+export class BlobStore implements ContentStore {
   readonly dir: string;
   readonly #options: BlobStoreOptions;
   readonly #now: () => number;
@@ -180,6 +179,7 @@ export class BlobStore {
     return {
       ...this.#describe(entry),
       file,
+      read: (into, position) => readAt(file.fd, into, position),
       release: async () => {
         if (released) return;
         released = true;
@@ -254,6 +254,34 @@ export class BlobStore {
     }
   }
 
+  /**
+   * A writer spooling `digest`. Rejects (after reporting `store-skipped`) when the spool cannot
+   * be created, e.g. on a full disk.
+   */
+  async createWriter(digest: string, context: WriteContext = {}): Promise<ContentWriter> {
+    const d = blobDigest(digest);
+    const path = this.spoolPath();
+    const skipped = (forDigest: string, reason: string) =>
+      this.#options.events?.publish('store-skipped', { ...eventContext(context), digest: forDigest, reason });
+    let file: FileHandle;
+    try {
+      file = await open(path, 'w+', 0o600);
+    } catch (error) {
+      skipped(digest, (error as NodeJS.ErrnoException).code ?? 'spool open failed');
+      throw new DrpError('DRP_CACHE_IO', `cannot spool ${digest}`, { cause: error });
+    }
+    return new SpoolWriter(
+      {
+        commitSpool: (forDigest, spool, size, meta) =>
+          this.commitSpool(forDigest, spool, size, meta, context),
+        skipped,
+      },
+      d,
+      path,
+      file,
+    );
+  }
+
   /** A fresh path in the spool directory (same file system as the content, so rename is atomic). */
   spoolPath(): string {
     return join(this.spoolDir, `${randomUUID()}.part`);
@@ -264,7 +292,13 @@ export class BlobStore {
    * digest and synced the file. Returns false (and removes the spool file) when the blob is
    * not stored: larger than the whole cache, or the disk refused.
    */
-  async commitSpool(digest: string, spoolPath: string, size: number, meta?: BlobMeta): Promise<boolean> {
+  async commitSpool(
+    digest: string,
+    spoolPath: string,
+    size: number,
+    meta?: BlobMeta,
+    context: WriteContext = {},
+  ): Promise<boolean> {
     const d = blobDigest(digest);
     const started = performance.now();
     if (this.#closed) {
@@ -273,7 +307,8 @@ export class BlobStore {
     }
     if (size > this.#options.maxSizeBytes) {
       await unlink(spoolPath).catch(() => undefined);
-      this.#options.events?.publish('store-skipped', { digest, size, reason: 'larger than the cache' });
+      const about = { ...eventContext(context), digest, size };
+      this.#options.events?.publish('store-skipped', { ...about, reason: 'larger than the cache' });
       return false;
     }
     const existing = await this.#present(this.#entries.get(digest));
@@ -297,6 +332,7 @@ export class BlobStore {
       // The rename may have happened: a content file without an index line is garbage.
       if (!this.#entries.has(digest)) await unlink(target).catch(() => undefined);
       this.#options.events?.publish('store-skipped', {
+        ...eventContext(context),
         digest,
         size,
         reason: (error as NodeJS.ErrnoException).code ?? 'commit failed',
@@ -518,7 +554,7 @@ export class BlobStore {
       digest: entry.d.digest,
       size: entry.size,
       path: contentPath(this.dir, entry.d),
-      ...(entry.meta ? { meta: entry.meta } : {}),
+      meta: entry.meta,
     };
   }
 
@@ -606,6 +642,25 @@ const rmEntry = cacache.rm.entry as (
 
 export function removeIndexEntry(dir: string, key: string): Promise<unknown> {
   return rmEntry(dir, key, { removeFully: true });
+}
+
+/** Registry and name of a write, and its announced size, for the store's events. */
+function eventContext(context: WriteContext): { registry?: string; name?: string; size: number } {
+  return {
+    size: context.size ?? 0,
+    ...(context.registry === undefined ? {} : { registry: context.registry }),
+    ...(context.name === undefined ? {} : { name: context.name }),
+  };
+}
+
+/** Reads into `into` at `position` of an open file (callback fs.read: no FileHandle promise per chunk). */
+function readAt(fd: number, into: Buffer, position: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    read(fd, into, 0, into.length, position, (error, bytesRead) => {
+      if (error) reject(new DrpError('DRP_CACHE_IO', 'reading a cached blob failed', { cause: error }));
+      else resolve(into.subarray(0, bytesRead));
+    });
+  });
 }
 
 async function listDir(dir: string): Promise<string[]> {

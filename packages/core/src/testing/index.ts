@@ -1,0 +1,2 @@
+/** `@drp/core/testing`: test helpers for library users (node:test based). */
+export { contentStoreConformance, type MakeContentStore } from './content-store-conformance.js';
