@@ -78,10 +78,10 @@ port="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>
   -e PORT="$port" -e BIND=127.0.0.1 \
   -v "$vol/cache:/docker_mirror_cache" -v "$vol/ca:/ca" "$image" >/dev/null 2>"$cache/run.log"
 for _ in $(seq 1 60); do
-  "${podman[@]}" logs "$name" 2>/dev/null | grep -q '"type":"startup"' && break
+  "${podman[@]}" logs "$name" 2>/dev/null | grep '"type":"startup"' >/dev/null && break
   sleep 0.5
 done
-"${podman[@]}" logs "$name" 2>&1 | grep -q '"type":"startup"' || { "${podman[@]}" logs "$name"; exit 1; }
+"${podman[@]}" logs "$name" 2>&1 | grep '"type":"startup"' >/dev/null || { "${podman[@]}" logs "$name"; exit 1; }
 
 fail() { say "FAIL: $*"; "${podman[@]}" logs "$name" 2>&1 | tail -20; exit 1; }
 user="$("${podman[@]}" top "$name" user pid args | awk 'NR==2 {print $1, $2}')"
@@ -92,7 +92,7 @@ user="$("${podman[@]}" top "$name" user pid args | awk 'NR==2 {print $1, $2}')"
 "${podman[@]}" healthcheck run "$name" 2>>"$cache/run.log" || fail "health check failed"
 "${podman[@]}" stop "$name" >/dev/null 2>>"$cache/run.log"
 [ "$("${podman[@]}" inspect "$name" --format '{{.State.ExitCode}}')" = "0" ] || fail "exit status after podman stop"
-"${podman[@]}" logs "$name" 2>&1 | grep -q '"msg":"stopped after' || fail "no clean shutdown line"
+"${podman[@]}" logs "$name" 2>&1 | grep '"msg":"stopped after' >/dev/null || fail "no clean shutdown line"
 labels="$(podman image inspect "$image" --format '{{index .Config.Labels "org.opencontainers.image.source"}}')"
 [ -n "$labels" ] || fail "no OCI source label"
 say "ok: built, ran as node (PID 1) on root-owned volumes, served /ca.crt, healthy, stopped with exit 0"
