@@ -1,0 +1,42 @@
+/** The blob store's public types, re-exported by store/blob-store.ts. */
+import type { FileHandle } from 'node:fs/promises';
+import type { CacheEvents } from '../events.js';
+import type { ContentHandle, ContentMeta, ContentStoreStats } from './content-store.js';
+
+/** Blob metadata kept in the index, e.g. a manifest's media type. */
+export type BlobMeta = ContentMeta;
+
+export interface StoredBlob {
+  readonly digest: string;
+  readonly size: number;
+  /** The content file. Read it directly (fs.createReadStream), never through cacache.get. */
+  readonly path: string;
+  readonly meta: BlobMeta | undefined;
+}
+
+/** An open, pinned blob: it cannot be evicted until `release()`. */
+export interface BlobHandle extends StoredBlob, ContentHandle {
+  readonly file: FileHandle;
+  /** Closes the file and unpins. Idempotent. */
+  release(): Promise<void>;
+}
+
+export interface BlobStoreOptions {
+  readonly dir: string;
+  /** Cap on the sum of stored blob sizes; least recently used blobs go first. */
+  readonly maxSizeBytes: number;
+  /** Blobs not read for this long are removed. 0 disables expiry. */
+  readonly inactiveMs: number;
+  readonly now?: () => number;
+  readonly events?: CacheEvents;
+  /** How often inactive blobs are swept. Default: inactive / 20, between 1 s and 10 min. */
+  readonly sweepIntervalMs?: number;
+  /** Journal flush interval. Default 1000 ms. */
+  readonly journalFlushMs?: number;
+  /** Bytes kept beside the blobs (the tag index) that count in the cap too. */
+  readonly otherBytes?: () => number;
+  /** How often removals by other processes (the cache tools) are picked up. Default 2000 ms. */
+  readonly removalPollMs?: number;
+}
+
+export type BlobStoreStats = ContentStoreStats;
