@@ -179,8 +179,8 @@ test('cache prune --older-than and --max-size; usage errors exit 2', async (t) =
   // The daemon journals access times once a second.
   await new Promise((resolve) => setTimeout(resolve, 8000));
   await pull('team/recent:1');
-  // A bound halfway between the two pulls' last uses, as the store recorded them: however long
-  // the pulls and the tool's start took on a loaded machine, old is older and recent is newer.
+  // A bound between the two pulls' last uses, as the store recorded them: however long the
+  // pulls took on a loaded machine, old is older and recent is newer.
   const used = JSON.parse((await cli(h, cacheDir, 'ls', '--json')).stdout) as Entry[];
   const lastUse = (digests: string[]) =>
     used.filter((e) => digests.includes(e.digest)).map((e) => Date.parse(e.lastAccess));
@@ -189,7 +189,10 @@ test('cache prune --older-than and --max-size; usage errors exit 2', async (t) =
     ...lastUse([recent.manifestDigest, recent.config.digest, recent.layers[0]?.digest ?? '']),
   );
   assert.ok(newest - oldest > 6000, `${newest - oldest} ms apart`);
-  const age = `${Date.now() - Math.round((oldest + newest) / 2)}ms`;
+  // Just after the old entries' last use: the tool starts later than this line runs (seconds
+  // on a loaded machine), which moves its cutoff later, towards the recent ones; this leaves it
+  // the whole gap between the two pulls rather than half of it.
+  const age = `${Date.now() - (oldest + 200)}ms`;
 
   const dry = await cli(h, cacheDir, 'prune', '--older-than', age, '--dry-run');
   assert.equal(dry.code, 0, dry.stderr);
