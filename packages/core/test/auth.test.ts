@@ -234,6 +234,11 @@ describe('auth classes', () => {
     assert.notEqual(alice, bob);
     assert.match(auth.classify('Bearer abc', false), /^bearer:/);
     assert.notEqual(auth.classify('Bearer abc', false), auth.classify('Bearer abd', false));
+    // A request's class: its own Authorization wins; without one, injectable means injected.
+    const basic = `Basic ${Buffer.from('alice:pw').toString('base64')}`;
+    assert.equal(auth.classifyRequest({ authorization: basic }, true), alice);
+    assert.equal(auth.classifyRequest({}, true), 'injected');
+    assert.equal(auth.classifyRequest({}, false), 'anonymous');
     // Never the credential itself.
     assert.ok(!alice.includes(Buffer.from('alice:pw').toString('base64')));
     assert.equal(statSync(join(dir, 'key')).mode & 0o777, 0o600);

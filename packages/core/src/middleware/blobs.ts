@@ -20,7 +20,7 @@ import { blobMeta, fetchedByOf, kindOf } from '../store/content-kind.js';
 import type { ContentHandle } from '../store/content-store.js';
 import type { HeaderMap, UpstreamClient, UpstreamResponse } from '../upstream/client.js';
 import type { Credentials } from '../upstream/credentials.js';
-import { endToEndHeaders, headerValue } from '../upstream/headers.js';
+import { endToEndHeaders } from '../upstream/headers.js';
 import type { AccessRequest, BlobAccess } from './blob-access.js';
 
 /** Request headers that must not reach upstream on a fill: it always fetches the whole blob. */
@@ -40,7 +40,7 @@ export interface BlobHandlerDeps {
   readonly upstream: Pick<UpstreamClient, 'request'>;
   /** The central credentials, added on reads only (`ctx.inject`). */
   readonly credentials: Pick<Credentials, 'has' | 'apply'>;
-  readonly auth: Pick<AuthClassifier, 'classify'>;
+  readonly auth: Pick<AuthClassifier, 'classifyRequest'>;
   readonly access: BlobAccess;
   readonly events: CacheEvents;
   /** Where requests the blob handler does not cache go (uncached, to upstream). */
@@ -104,9 +104,8 @@ async function serveResult(
 
 /** This request's auth class and the headers it goes upstream with (policy/auth-class.ts). */
 function accessRequest(ctx: RequestContext, deps: BlobHandlerDeps, digest: string): AccessRequest {
-  const clientAuth = headerValue(ctx.req.headers, 'authorization');
-  const injected = clientAuth === undefined && deps.credentials.has(ctx);
-  return { digest, requestClass: deps.auth.classify(clientAuth, injected), headers: fillHeaders(ctx, deps) };
+  const requestClass = deps.auth.classifyRequest(ctx.req.headers, deps.credentials.has(ctx));
+  return { digest, requestClass, headers: fillHeaders(ctx, deps) };
 }
 
 function fillHeaders(ctx: RequestContext, deps: BlobHandlerDeps): HeaderMap {

@@ -13,7 +13,7 @@ import type { Handler } from '../pipeline/step.js';
 import type { AuthClassifier } from '../policy/auth-class.js';
 import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
 import type { Credentials } from '../upstream/credentials.js';
-import { endToEndHeaders, headerValue } from '../upstream/headers.js';
+import { endToEndHeaders } from '../upstream/headers.js';
 
 const debug = createDebug('drp:auth');
 
@@ -23,7 +23,7 @@ const MAX_TOKEN_BODY = 256 * 1024;
 export interface TokenDeps {
   readonly upstream: UpstreamClient;
   readonly credentials: Credentials;
-  readonly auth: Pick<AuthClassifier, 'classify' | 'noteToken'>;
+  readonly auth: Pick<AuthClassifier, 'classifyRequest' | 'noteToken'>;
 }
 
 export function createTokenHandler(deps: TokenDeps): Handler {
@@ -34,9 +34,7 @@ async function tokenRequest(ctx: RequestContext, deps: TokenDeps): Promise<void>
   ctx.outcome.requestType = 'auth';
   ctx.outcome.cacheStatus = 'BYPASS';
   const own = endToEndHeaders(ctx.req.headers);
-  const clientAuth = headerValue(ctx.req.headers, 'authorization');
-  const injected = clientAuth === undefined && deps.credentials.has(ctx);
-  const authClass = deps.auth.classify(clientAuth, injected);
+  const authClass = deps.auth.classifyRequest(ctx.req.headers, deps.credentials.has(ctx));
   let response: UpstreamResponse;
   try {
     response = await deps.upstream.request(ctx.target, {

@@ -18,8 +18,10 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { dirname } from 'node:path';
 import createDebug from 'debug';
+import { headerValue } from '../upstream/headers.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import { targetKey } from '../upstream/target.js';
 
@@ -77,6 +79,16 @@ export class AuthClassifier {
 
   mac(value: string): string {
     return createHmac('sha256', this.#key).update(value).digest('hex').slice(0, 32);
+  }
+
+  /**
+   * The class of a client request as drp sends it upstream: its own `Authorization`, or, when
+   * it sent none, whether drp adds the configured credentials (`injectable`, from
+   * `Credentials.has`). The one way handlers class a request.
+   */
+  classifyRequest(headers: IncomingHttpHeaders, injectable: boolean): AuthClass {
+    const clientAuth = headerValue(headers, 'authorization');
+    return this.classify(clientAuth, clientAuth === undefined && injectable);
   }
 
   /**

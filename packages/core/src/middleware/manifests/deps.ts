@@ -18,7 +18,7 @@ export interface ManifestDeps {
   /** (registry, repository, tag, Accept, auth class) -> digest. */
   readonly tags: TagIndex;
   readonly tiers: TagTiers;
-  readonly auth: Pick<AuthClassifier, 'classify' | 'noteChallenge'>;
+  readonly auth: Pick<AuthClassifier, 'classifyRequest' | 'noteChallenge'>;
   readonly verifyBlobAccess: AccessCheckMode;
   /** How long upstream may take when a stale answer is at hand. */
   readonly staleTimeoutMs: number;

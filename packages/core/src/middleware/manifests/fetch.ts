@@ -7,7 +7,7 @@ import type { RequestContext } from '../../context.js';
 import type { AuthClass } from '../../policy/auth-class.js';
 import { MAX_MANIFEST_BYTES } from '../../store/manifest-store.js';
 import type { HeaderMap } from '../../upstream/client.js';
-import { endToEndHeaders, headerValue } from '../../upstream/headers.js';
+import { endToEndHeaders } from '../../upstream/headers.js';
 import { type Fetched, readSmall, toDrp, withDeadline } from '../upstream-answer.js';
 import type { ManifestDeps } from './deps.js';
 
@@ -22,11 +22,9 @@ export function manifestRequestHeaders(
   const own = endToEndHeaders(ctx.req.headers);
   for (const name of DROPPED_REQUEST_HEADERS) delete own[name];
   delete own['content-length'];
-  const clientAuth = headerValue(ctx.req.headers, 'authorization');
-  const injected = clientAuth === undefined && deps.credentials.has(ctx);
   return {
     headers: deps.credentials.apply(ctx, own),
-    authClass: deps.auth.classify(clientAuth, injected),
+    authClass: deps.auth.classifyRequest(ctx.req.headers, deps.credentials.has(ctx)),
   };
 }
 
