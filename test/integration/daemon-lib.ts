@@ -106,12 +106,8 @@ export function get(
   });
 }
 
-/** Opens a CONNECT tunnel through the proxy and returns the certificate the far end presents. */
-export async function certificateVia(
-  proxyPort: number,
-  hostPort: string,
-  trust: string,
-): Promise<tls.PeerCertificate> {
+/** Opens CONNECT `hostPort` through the proxy and a TLS session over it (SNI = the host). */
+export async function tlsVia(proxyPort: number, hostPort: string, trust: string): Promise<tls.TLSSocket> {
   const req = http.request({
     host: '127.0.0.1',
     port: proxyPort,
@@ -121,10 +117,20 @@ export async function certificateVia(
   });
   req.end();
   const [res, socket] = (await once(req, 'connect')) as [http.IncomingMessage, net.Socket];
-  assert.equal(res.statusCode, 200);
+  assert.equal(res.statusCode, 200, `CONNECT ${hostPort}`);
   const servername = hostPort.replace(/:\d+$/, '');
   const secure = tls.connect({ socket, servername, ca: trust });
   await once(secure, 'secureConnect');
+  return secure;
+}
+
+/** Opens a CONNECT tunnel through the proxy and returns the certificate the far end presents. */
+export async function certificateVia(
+  proxyPort: number,
+  hostPort: string,
+  trust: string,
+): Promise<tls.PeerCertificate> {
+  const secure = await tlsVia(proxyPort, hostPort, trust);
   const cert = secure.getPeerCertificate();
   secure.destroy();
   return cert;

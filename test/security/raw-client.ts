@@ -1,9 +1,7 @@
 // A registry client that says exactly what an attacker would: CONNECT through drp, TLS with the
 // proxy's CA, then request bytes written by hand (no client library normalises the target).
-import { once } from 'node:events';
-import http from 'node:http';
-import type { Socket } from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { tlsVia } from '../integration/daemon-lib.ts';
 
 export interface RawResponse {
   status: number;
@@ -11,23 +9,7 @@ export interface RawResponse {
   body: Buffer;
 }
 
-/** Opens CONNECT `hostPort` through the proxy and a TLS session (SNI = the host). */
-export async function tlsVia(proxyPort: number, hostPort: string, caPem: string): Promise<tls.TLSSocket> {
-  const req = http.request({
-    host: '127.0.0.1',
-    port: proxyPort,
-    method: 'CONNECT',
-    path: hostPort,
-    agent: false,
-  });
-  req.end();
-  const [res, socket] = (await once(req, 'connect')) as [http.IncomingMessage, Socket];
-  if (res.statusCode !== 200) throw new Error(`CONNECT ${hostPort}: ${res.statusCode}`);
-  const servername = hostPort.replace(/:\d+$/, '');
-  const secure = tls.connect({ socket, servername, ca: caPem });
-  await once(secure, 'secureConnect');
-  return secure;
-}
+export { tlsVia };
 
 /** Reads every response on `socket` until it closes; parses them in order. */
 export async function readResponses(
