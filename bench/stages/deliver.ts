@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { MiB, randomSource, type StageResult, timed } from './measure.ts';
+import { MiB, randomSource, type StageResult, timed, writeCycled } from './measure.ts';
 
 export interface DeliverOptions {
   bytes: number;
@@ -19,28 +19,6 @@ export interface DeliverOptions {
   key: string;
   caPath: string;
   tmp: string;
-}
-
-async function fromBuffer(src: Buffer, res: ServerResponse, total: number): Promise<void> {
-  let sent = 0;
-  while (sent < total) {
-    const off = sent % src.length;
-    const n = Math.min(MiB, total - sent, src.length - off);
-    sent += n;
-    if (!res.write(src.subarray(off, off + n))) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
-      if (res.destroyed) return;
-    }
-  }
-  res.end();
 }
 
 function curl(url: string, caPath: string, tmp: string): Promise<{ bytes: number; cpu: number }> {
@@ -87,7 +65,7 @@ export async function deliver(o: DeliverOptions): Promise<StageResult> {
     if (o.source === 'file' && o.file) {
       createReadStream(o.file, { start: 0, end: total - 1, highWaterMark: MiB }).pipe(res);
     } else {
-      void fromBuffer(src, res, total);
+      void writeCycled(src, res, total);
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -4,6 +4,7 @@
 
 import { randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 
 export interface StageResult {
   stage: string;
@@ -62,3 +63,29 @@ export function randomSource(size = 16 * 1024 * 1024): Buffer {
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
+
+/**
+ * Writes `total` bytes of `src` (cycled) to `res` in 1 MiB writes, waiting for 'drain' (or the
+ * client going away) whenever a write says so, then ends it.
+ */
+export async function writeCycled(src: Buffer, res: ServerResponse, total: number): Promise<void> {
+  let sent = 0;
+  while (sent < total) {
+    const off = sent % src.length;
+    const n = Math.min(MiB, total - sent, src.length - off);
+    sent += n;
+    if (!res.write(src.subarray(off, off + n))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+      if (res.destroyed) return;
+    }
+  }
+  res.end();
+}

@@ -8,31 +8,9 @@ import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { MiB, randomSource } from './measure.ts';
+import { randomSource, writeCycled } from './measure.ts';
 
 const src = randomSource();
-
-async function send(res: ServerResponse, total: number): Promise<void> {
-  let sent = 0;
-  while (sent < total) {
-    const off = sent % src.length;
-    const n = Math.min(MiB, total - sent, src.length - off);
-    sent += n;
-    if (!res.write(src.subarray(off, off + n))) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
-      if (res.destroyed) return;
-    }
-  }
-  res.end();
-}
 
 const server = createServer(
   { cert: readFileSync(String(process.env.CERT)), key: readFileSync(String(process.env.KEY)) },
@@ -44,7 +22,7 @@ const server = createServer(
     }
     const total = Number(m[1]);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total });
-    void send(res, total);
+    void writeCycled(src, res, total);
   },
 );
 server.keepAliveTimeout = 300_000;
