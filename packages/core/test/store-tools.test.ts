@@ -1,11 +1,24 @@
 // The store from outside (offline.ts, what `drp-server cache` uses) next to a BlobStore that
 // keeps serving the same directory: removals reach the running store, scrub finds corruption.
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BlobStore } from '../src/store/blob-store.ts';
 import { blobDigest, contentPath } from '../src/store/digest.ts';
 import { listStoredEntries, removeStoredEntries, verifyStoredEntry } from '../src/store/offline.ts';
+import { noteRemovals, REMOVAL_NOTES_FILE, RemovalNotesReader } from '../src/store/removal-notes.ts';
 import { makeBlob, tempDir } from './blob-helpers.ts';
 
 function flipByte(path: string, at: number): void {
@@ -78,4 +91,30 @@ describe('store tools', () => {
     assert.equal(await store.open(c.digest), undefined);
     assert.equal(store.stats().entries, 0);
   });
+});
+
+test('removal notes: only well-formed digest lines count, torn lines wait, a large file is read in bounded polls', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drp-notes-'));
+  try {
+    const reader = new RemovalNotesReader(dir);
+    await reader.reset();
+    const good = `sha256:${'a'.repeat(64)}`;
+    await noteRemovals(dir, [good]);
+    appendFileSync(
+      join(dir, REMOVAL_NOTES_FILE),
+      `D ../../etc/passwd\nX sha256:${'b'.repeat(64)}\nD sha256:short\ngarbage\nD sha256:${'c'.repeat(64)}`,
+    );
+    assert.deepEqual(await reader.poll(), [good]);
+    // The torn last line is read once it is complete.
+    appendFileSync(join(dir, REMOVAL_NOTES_FILE), '\n');
+    assert.deepEqual(await reader.poll(), [`sha256:${'c'.repeat(64)}`]);
+    // 3 MiB of noise, then a real note: every poll reads at most 1 MiB, and the note arrives.
+    appendFileSync(join(dir, REMOVAL_NOTES_FILE), `${'x'.repeat(1023)}\n`.repeat(3 * 1024));
+    await noteRemovals(dir, [good]);
+    const seen: string[] = [];
+    for (let i = 0; i < 6 && seen.length === 0; i += 1) seen.push(...(await reader.poll()));
+    assert.deepEqual(seen, [good]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

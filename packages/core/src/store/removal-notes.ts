@@ -14,6 +14,9 @@ import createDebug from 'debug';
 const debug = createDebug('drp:store:removals');
 
 export const REMOVAL_NOTES_FILE = 'drp-removed.log';
+/** Read at most this much per poll, whatever the file grew by: the rest comes next poll. */
+const MAX_POLL_BYTES = 1024 * 1024;
+const DIGEST_LINE = /^D (sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 /** Records digests another process removed from the store in `cacheDir`. */
 export async function noteRemovals(cacheDir: string, digests: readonly string[]): Promise<void> {
@@ -55,18 +58,19 @@ export class RemovalNotesReader {
     if (size === this.#offset) return [];
     const handle = await open(this.#file, 'r');
     try {
-      const length = size - this.#offset;
+      const length = Math.min(size - this.#offset, MAX_POLL_BYTES);
       const buffer = Buffer.alloc(length);
       const { bytesRead } = await handle.read(buffer, 0, length, this.#offset);
       const text = buffer.subarray(0, bytesRead).toString('utf8');
       // Only whole lines: a line being written is read on the next poll.
       const end = text.lastIndexOf('\n') + 1;
       this.#offset += Buffer.byteLength(text.slice(0, end));
+      // Anything but a well-formed digest line (a torn or foreign write) is skipped.
       const digests = text
         .slice(0, end)
         .split('\n')
-        .filter((line) => line.startsWith('D '))
-        .map((line) => line.slice(2).trim());
+        .map((line) => DIGEST_LINE.exec(line.trim())?.[1])
+        .filter((digest): digest is string => digest !== undefined);
       debug('%d removals noted by another process', digests.length);
       return digests;
     } finally {
