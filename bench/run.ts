@@ -1,6 +1,6 @@
 // `pnpm bench`: drp against the engines users would otherwise pick, on loopback, same data,
 // same run. Prints a markdown table of medians with drp/reference ratios and the targets of
-// issue 8, and writes the whole result (samples included) as JSON to bench/results/.
+// issues 8 and 13, and writes the whole result (samples included) as JSON to bench/results/.
 //
 //   node --import tsx bench/run.ts [--node PATH] [throughput|misses|pull|manifests|wan ...]
 //                          (default: all); --node or BENCH_NODE=PATH: drp-server runs on

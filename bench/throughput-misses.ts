@@ -160,6 +160,7 @@ export async function missesBench(env: BenchEnv): Promise<Figure[]> {
       unit: 'MB',
       better: 'lower',
       samples: rss,
+      targets: [{ kind: 'absolute', max: 100 }],
     },
   ];
 }
