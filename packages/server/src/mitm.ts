@@ -22,6 +22,8 @@
  *   an origin-form request whose Host is `http://[x`: such requests get the address they
  *   connected to as Host, so drp's endpoints answer them as before.
  */
+
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -85,7 +87,8 @@ async function tryBind(host: string, port: number): Promise<void> {
   const probe = net.createServer();
   await new Promise<void>((resolve, reject) => {
     probe.once('error', reject);
-    probe.listen({ host, port, exclusive: true }, () => resolve());
+    // A cluster worker shares the primary's socket: an exclusive bind would find it taken.
+    probe.listen({ host, port, exclusive: !cluster.isWorker }, () => resolve());
   });
   await new Promise((resolve) => probe.close(resolve));
 }
