@@ -9,6 +9,8 @@ export interface Fetched {
   status: number;
   digest: string;
   bytes: number;
+  /** curl's local port: which connection it was (haproxy's log names it). */
+  localPort: number;
 }
 
 let fetches = 0;
@@ -21,12 +23,27 @@ export async function curlVia(h: Harness, proxy: string, caFile: string, url: st
   const out = join(h.dir, `curl-${process.pid}-${fetches++}.body`);
   const result = await h.run(
     'curl',
-    ['-sS', '--proxy', proxy, '--cacert', caFile, '-o', out, '-w', '%{http_code}', '--max-time', '120', url],
-    { env: { NO_PROXY: '', no_proxy: '' }, timeoutMs: 130_000 },
+    [
+      '-sS',
+      '--proxy',
+      proxy,
+      '--cacert',
+      caFile,
+      '-o',
+      out,
+      '-w',
+      '%{http_code} %{local_port}',
+      '--max-time',
+      '120',
+      url,
+    ],
+    { env: { NO_PROXY: '', no_proxy: '' }, timeoutMs: 130_000, check: false },
   );
+  const [status, localPort] = result.stdout.trim().split(' ');
   const body = await readFile(out).catch(() => Buffer.alloc(0));
   return {
-    status: Number(result.stdout.trim()),
+    status: Number(status),
+    localPort: Number(localPort),
     digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
     bytes: body.length,
   };
@@ -57,13 +74,14 @@ export function alive(pid: number): boolean {
 
 /** Polls `check` every 100 ms until it is true or `timeoutMs` passes (then throws `what`). */
 export async function until(
-  what: string,
+  what: string | (() => string),
   check: () => boolean | Promise<boolean>,
   timeoutMs = 20_000,
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
