@@ -174,7 +174,8 @@ describe('hostile lease files in front of a fill', () => {
       const leases = new LeaseDir(join(dir, 'drp-leases'));
       mkdirSync(leases.dir, { recursive: true });
       plant(dir, leases.path(blobDigest(blob.digest)), blob.data.length);
-      const front = await startFront(t, upstream.port, { cacheDir: dir, store });
+      const options = { cacheDir: dir, store }; // startFront passes `store` on to createRegistryCache
+      const front = await startFront(t, upstream.port, options);
       const response = await front.get(blobPath(blob.digest));
       assert.equal(response.status, 200);
       assert.ok(response.complete);
