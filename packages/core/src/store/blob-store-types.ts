@@ -2,6 +2,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { CacheEvents } from '../events.js';
 import type { ContentHandle, ContentMeta, ContentStoreStats } from './content-store.js';
+import type { LeaseTiming } from './fill-lease.js';
 
 /** Blob metadata kept in the index, e.g. a manifest's media type. */
 export type BlobMeta = ContentMeta;
@@ -37,6 +38,8 @@ export interface BlobStoreOptions {
   readonly otherBytes?: () => number;
   /** How often removals by other processes (the cache tools) are picked up. Default 2000 ms. */
   readonly removalPollMs?: number;
+  /** Cross-process fill leases: heartbeat and staleness. Default 5 s / 15 s (store/fill-lease.ts). */
+  readonly leaseTiming?: LeaseTiming;
 }
 
 export type BlobStoreStats = ContentStoreStats;

@@ -27,9 +27,18 @@ import type {
   BlobStoreStats,
   StoredBlob,
 } from './blob-store-types.js';
-import type { ContentStore, ContentWriter, ScrubResult, WriteContext } from './content-store.js';
+import type {
+  ClaimContext,
+  ContentStore,
+  ContentWriter,
+  FillClaim,
+  ScrubResult,
+  WriteContext,
+} from './content-store.js';
 import { blobDigest, blobKey } from './digest.js';
 import type { EntryTable } from './entry-table.js';
+import { FillClaims } from './fill-claims.js';
+import { LeaseDir } from './fill-lease.js';
 import { sameMeta } from './fs-helpers.js';
 import { RemovalNotesReader } from './removal-notes.js';
 import { scrubEntries } from './scrub.js';
@@ -48,6 +57,7 @@ export type { ScrubResult } from './content-store.js';
 export { hashFile, removeIndexEntry } from './fs-helpers.js';
 
 const SPOOL_DIR = 'drp-spool';
+const LEASE_DIR = 'drp-leases';
 
 export class BlobStore implements ContentStore {
   readonly dir: string;
@@ -58,6 +68,7 @@ export class BlobStore implements ContentStore {
   #sweepTimer: NodeJS.Timeout | undefined;
   #removalTimer: NodeJS.Timeout | undefined;
   #scrubbing: Promise<ScrubResult> | undefined;
+  readonly #claims: FillClaims;
 
   private constructor(options: BlobStoreOptions, table: EntryTable, removalNotes: RemovalNotesReader) {
     this.dir = options.dir;
@@ -65,6 +76,12 @@ export class BlobStore implements ContentStore {
     this.#now = options.now ?? Date.now;
     this.#table = table;
     this.#removalNotes = removalNotes;
+    this.#claims = new FillClaims({
+      dir: options.dir,
+      spoolDir: this.spoolDir,
+      leases: new LeaseDir(join(options.dir, LEASE_DIR), options.leaseTiming),
+      writerAt: (digest, path, context) => this.#writerAt(digest, path, context),
+    });
   }
 
   /** Opens (creating) the store: loads the index and access order, sweeps crash leftovers. */
@@ -155,9 +172,17 @@ export class BlobStore implements ContentStore {
    * A writer spooling `digest`. Rejects (after reporting `store-skipped`) when the spool cannot
    * be created, e.g. on a full disk.
    */
-  async createWriter(digest: string, context: WriteContext = {}): Promise<ContentWriter> {
+  createWriter(digest: string, context: WriteContext = {}): Promise<ContentWriter> {
+    return this.#writerAt(digest, this.spoolPath(), context);
+  }
+
+  /** Cross-process single-flight on this directory (store/fill-claims.ts). */
+  claim(digest: string, context?: ClaimContext): Promise<FillClaim> {
+    return this.#claims.claim(digest, context);
+  }
+
+  async #writerAt(digest: string, path: string, context: WriteContext): Promise<ContentWriter> {
     const d = blobDigest(digest);
-    const path = this.spoolPath();
     const skipped = (forDigest: string, reason: string) =>
       this.#options.events?.publish('store-skipped', { ...eventContext(context), digest: forDigest, reason });
     let file: FileHandle;
