@@ -1,8 +1,11 @@
 // Replicas: several drp-server daemons on one CACHE_DIR and CA_DIR behind haproxy (a real load
 // balancer, TCP mode), clients using haproxy as their HTTPS_PROXY, a real registry upstream
 // behind a harness front that makes the fill slow. A replica killed mid-fill must not take the
-// other replicas' clients down with it (docs/scale-out.md).
+// other replicas' clients down with it: a follower takes the fill over and resumes it with
+// Range (docs/scale-out.md, docs/blob-engine.md#across-processes).
 import assert from 'node:assert/strict';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { createHarness } from '../harness/index.ts';
 import { alive, until } from './lib.ts';
@@ -22,6 +25,13 @@ test('kill -9 of the replica leading a slow fill: the clients of the other repli
     leader = await leaderPid(h, front.port, pids);
     return leader !== undefined;
   });
+  // Mid-fill: once clients have bytes (the leader's spool holds the first 512 KiB; the
+  // upstream then pauses 6 s).
+  await until('clients to receive the first bytes', async () => {
+    const bodies = (await readdir(h.dir)).filter((f) => /^curl-.*\.body$/.test(f));
+    const sizes = await Promise.all(bodies.map(async (f) => (await stat(join(h.dir, f))).size));
+    return sizes.some((size) => size > 0);
+  });
   process.kill(leader!, 'SIGKILL');
   await until('the leader to die', () => !alive(leader!));
   const killed = `r${pids.indexOf(leader!) + 1}`;
@@ -33,7 +43,20 @@ test('kill -9 of the replica leading a slow fill: the clients of the other repli
     assert.equal(got.digest, blob);
     assert.equal(got.bytes, image.layers[0]!.size);
   }
+  // One upstream fill, taken over once: the dead leader's GET and the taker's, which resumes
+  // where the spool ended (Range), not a fetch per replica.
+  await front.counter.settle();
+  const gets = front.counter.requests({ kind: 'blob', method: 'GET', path: new RegExp(blob) });
+  assert.equal(gets.length, 2, front.counter.summary({ kind: 'blob' }));
+  const ranges = gets.map((g) => g.headers?.range);
+  assert.equal(
+    ranges.filter((range) => /^bytes=[1-9]\d*-$/.test(String(range))).length,
+    1,
+    JSON.stringify(gets),
+  );
   // A later client gets it too, from the cache.
   const later = await r.fetch('team/app', blob);
   assert.equal(later.digest, blob);
+  await front.counter.settle();
+  assert.equal(front.counter.count({ kind: 'blob', method: 'GET', path: new RegExp(blob) }), 2);
 });
