@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createHarness } from '../harness/index.ts';
-import { get, type LogLine, startDaemon } from '../integration/daemon-lib.ts';
+import { BIN, get, type LogLine, ROOT, startDaemon } from '../integration/daemon-lib.ts';
 import { alive, curlVia, metricSum, until } from './lib.ts';
 
 test('WORKERS=2: worker ids in the log, /metrics sums both, a killed worker comes back, SIGTERM drains every worker and leaves no process', async (t) => {
@@ -131,4 +131,29 @@ test('WORKERS=2: worker ids in the log, /metrics sums both, a killed worker come
       (l) => l.type === 'shutdown' && l.worker === undefined && /stopped after/.test(String(l.msg)),
     ),
   );
+});
+
+test('WORKERS=2: kill -9 of the primary leaves no worker behind; a worker that cannot start stops the daemon with its status', async (t) => {
+  const h = createHarness(t);
+  const drp = await startDaemon(h, { WORKERS: '2', CACHE_DIR: h.tempDir('cache'), CA_DIR: h.tempDir('ca') });
+  const pids = (drp.lines.find((l) => l.type === 'startup')!.worker_pids as number[]).slice();
+  assert.equal(pids.length, 2);
+  process.kill(drp.daemon.pid, 'SIGKILL');
+  // The workers see their IPC channel close, drain (nothing in flight) and exit.
+  await until(`workers ${pids.join(' ')} to exit`, () => pids.every((pid) => !alive(pid)), 15_000);
+
+  // The port is taken: worker 1 cannot listen, so the daemon stops (exit 1) instead of restarting it.
+  const busy = await startDaemon(h, { CACHE_DIR: h.tempDir('cache'), CA_DIR: h.tempDir('ca') });
+  const second = h.spawn(process.execPath, [BIN], {
+    cwd: ROOT,
+    env: {
+      WORKERS: '2',
+      PORT: String(busy.port),
+      BIND: '127.0.0.1',
+      CACHE_DIR: h.tempDir('cache'),
+      CA_DIR: h.tempDir('ca'),
+    },
+  });
+  assert.equal(await second.exited, 1);
+  assert.match(second.output(), /port is in use/);
 });
