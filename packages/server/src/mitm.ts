@@ -87,8 +87,7 @@ async function tryBind(host: string, port: number): Promise<void> {
   const probe = net.createServer();
   await new Promise<void>((resolve, reject) => {
     probe.once('error', reject);
-    // A cluster worker shares the primary's socket: an exclusive bind would find it taken.
-    probe.listen({ host, port, exclusive: !cluster.isWorker }, () => resolve());
+    probe.listen({ host, port, exclusive: true }, () => resolve());
   });
   await new Promise((resolve) => probe.close(resolve));
 }
@@ -197,7 +196,9 @@ export function createMitmServer(options: MitmFrontOptions): MitmServer {
       return dispatcher.openTunnels;
     },
     async listen(port, host) {
-      await tryBind(host, port);
+      // A cluster worker binds through its primary, which hands connections to every server a
+      // worker registers on the port: a probe there would be given clients it never answers.
+      if (!cluster.isWorker) await tryBind(host, port);
       caDir = await prepareCaDir();
       const sslCaDir = caDir;
       await new Promise<void>((resolve, reject) => {
