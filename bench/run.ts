@@ -2,7 +2,7 @@
 // same run. Prints a markdown table of medians with drp/reference ratios and the targets of
 // issues 8 and 13, and writes the whole result (samples included) as JSON to bench/results/.
 //
-//   node --import tsx bench/run.ts [--node PATH] [throughput|misses|pull|manifests|wan ...]
+//   node --import tsx bench/run.ts [--node PATH] [throughput|misses|pull|manifests|wan|scale ...]
 //                          (default: all); --node or BENCH_NODE=PATH: drp-server runs on
 //                          that Node binary (the bench itself stays on the one that started it)
 //   BENCH_QUICK=1          fewer runs per figure
@@ -18,6 +18,7 @@ import { createBenchEnv } from './references/env.ts';
 import { benchNodeVersion, takeNodeArg } from './references/node.ts';
 import { REPO_ROOT } from './references/systems.ts';
 import { evaluate, type Figure, machine, markdownTable, writeResults } from './report.ts';
+import { scaleBench } from './scale.ts';
 import { throughputBench } from './throughput.ts';
 import { manifestBench } from './throughput-manifests.ts';
 import { missesBench } from './throughput-misses.ts';
@@ -29,6 +30,7 @@ const BENCHES = {
   pull: pullBench,
   manifests: manifestBench,
   wan: wanBench,
+  scale: scaleBench,
 } as const;
 type BenchName = keyof typeof BENCHES;
 

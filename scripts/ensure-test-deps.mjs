@@ -20,6 +20,8 @@ const REQUIRED = {
   'util-linux': 'setpriv',
   // The status page test drives it through playwright-core.
   chromium: 'chromium',
+  // The load balancer in front of several drp replicas (test/scale).
+  haproxy: 'haproxy',
 };
 
 function onPath(command) {

@@ -79,13 +79,18 @@ export {
 } from './store/blob-store.js';
 export type { AccessCheckMode } from './store/content-kind.js';
 export type {
+  ClaimContext,
   ContentHandle,
   ContentInfo,
   ContentMeta,
   ContentStore,
   ContentStoreStats,
   ContentWriter,
+  FillClaim,
+  FillLease,
   ReadAt,
+  RemoteFill,
+  RemoteState,
   WriteContext,
 } from './store/content-store.js';
 export {

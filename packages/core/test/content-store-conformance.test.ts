@@ -3,7 +3,7 @@
  * store (cacache layout on disk) and against a small in-memory store written for the tests.
  */
 import { BlobStore } from '../src/store/blob-store.ts';
-import { contentStoreConformance } from '../src/testing/index.ts';
+import { contentStoreConformance, multiProcessConformance } from '../src/testing/index.ts';
 import { tempDir } from './blob-helpers.ts';
 import { MemoryStore } from './memory-store.ts';
 
@@ -12,3 +12,10 @@ contentStoreConformance('BlobStore (default, on disk)', (t) =>
 );
 
 contentStoreConformance('MemoryStore (test double)', async () => new MemoryStore());
+
+// Several BlobStores on one directory, as separate processes would open it (each its own table).
+multiProcessConformance('BlobStore (one directory, several processes)', (t, count) => {
+  const dir = tempDir(t, 'drp-shared-');
+  const open = () => BlobStore.open({ dir, maxSizeBytes: 1 << 30, inactiveMs: 0 });
+  return Promise.all(Array.from({ length: count }, open));
+});

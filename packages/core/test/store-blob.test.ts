@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import cacache from 'cacache';
@@ -204,6 +204,16 @@ describe('blob store', () => {
     writeFileSync(orphanPath, orphan.data);
     await store.close();
 
+    // Fresh leftovers may be another live process's fill or commit: an open leaves them.
+    const second = await BlobStore.open({ dir, maxSizeBytes: 1 << 30, inactiveMs: 0 });
+    assert.equal(existsSync(spool), true);
+    assert.equal(existsSync(orphanPath), true);
+    assert.equal(second.stats().entries, 0);
+    await second.close();
+    // Older than the grace (10 min): a dead process's garbage, swept on open.
+    const old = new Date(Date.now() - 11 * 60_000);
+    utimesSync(spool, old, old);
+    utimesSync(orphanPath, old, old);
     const reopened = await openStore(t, { dir });
     assert.deepEqual(readdirSync(join(dir, 'drp-spool')), []);
     assert.equal(existsSync(orphanPath), false);

@@ -6,7 +6,8 @@
  *
  * Every line has a `level` (info, warn, error) for log shippers, and every duration is in
  * seconds with millisecond precision (`request_time`, `upstream_response_time`), as nginx and
- * the original log them.
+ * the original log them. Request, tunnel and forward lines carry `worker`, the 1-based id of the
+ * process that served them (WORKERS; 1 for a single process).
  */
 import type { RequestOutcome } from '@drp/core';
 import type { ForwardRecord, TunnelRecord } from './mitm.js';
@@ -44,12 +45,24 @@ function jsonLine(fields: Record<string, unknown>): string {
   return `${JSON.stringify(fields)}\n`;
 }
 
+export interface AccessLogOptions {
+  /** The serving process's 1-based id (default 1). */
+  readonly worker?: number;
+  /** Also name the worker in text lines (` worker=N`): when more than one serves the port. */
+  readonly workerInText?: boolean;
+}
+
 export function createAccessLog(
   format: LogFormat,
   sink: LineSink,
   now: () => Date = () => new Date(),
+  options: AccessLogOptions = {},
 ): AccessLog {
   const time = () => now().toISOString();
+  const worker = options.worker ?? 1;
+  const textWorker = options.workerInText ? ` worker=${worker}` : '';
+  // Lifecycle lines name a worker only when one was given (the cluster's primary has none).
+  const eventWorker = options.worker === undefined ? {} : { worker };
   if (format === 'text') {
     return {
       request(o, client, extra) {
@@ -59,17 +72,17 @@ export function createAccessLog(
           .join('');
         const flags = `${o.error ? ` error=${o.error}` : ''}${o.aborted ? ' aborted' : ''}${more}`;
         sink(
-          `${time()} ${o.cacheStatus.padEnd(11)} ${o.status} ${o.method} ${o.registry}${o.path} ${o.requestType} ${o.bytes}B upstream=${upstream} total=${seconds(o.totalMs)}s client=${client}${flags}\n`,
+          `${time()} ${o.cacheStatus.padEnd(11)} ${o.status} ${o.method} ${o.registry}${o.path} ${o.requestType} ${o.bytes}B upstream=${upstream} total=${seconds(o.totalMs)}s client=${client}${flags}${textWorker}\n`,
         );
       },
       tunnel(r) {
         sink(
-          `${time()} TUNNEL      ${r.host} in=${r.bytesIn}B out=${r.bytesOut}B ${seconds(r.ms)}s client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
+          `${time()} TUNNEL      ${r.host} in=${r.bytesIn}B out=${r.bytesOut}B ${seconds(r.ms)}s client=${r.client}${r.error ? ` error=${r.error}` : ''}${textWorker}\n`,
         );
       },
       forward(r) {
         sink(
-          `${time()} FORWARD     ${r.status} ${r.method} http://${r.host}${r.path} ${r.bytes}B ${seconds(r.ms)}s client=${r.client}${r.error ? ` error=${r.error}` : ''}\n`,
+          `${time()} FORWARD     ${r.status} ${r.method} http://${r.host}${r.path} ${r.bytes}B ${seconds(r.ms)}s client=${r.client}${r.error ? ` error=${r.error}` : ''}${textWorker}\n`,
         );
       },
       event(type, message, fields) {
@@ -91,6 +104,7 @@ export function createAccessLog(
           time: time(),
           level: requestLevel(o),
           type: 'request',
+          worker,
           client,
           upstream_cache_status: o.cacheStatus,
           request_type: o.requestType,
@@ -113,6 +127,7 @@ export function createAccessLog(
           time: time(),
           level: r.error ? 'warn' : 'info',
           type: 'tunnel',
+          worker,
           client: r.client,
           host: r.host,
           bytes_in: r.bytesIn,
@@ -129,6 +144,7 @@ export function createAccessLog(
           time: time(),
           level: r.error || r.status >= 500 ? 'warn' : 'info',
           type: 'forward',
+          worker,
           client: r.client,
           method: r.method,
           host: r.host,
@@ -141,7 +157,9 @@ export function createAccessLog(
       );
     },
     event(type, message, fields) {
-      sink(jsonLine({ time: time(), level: eventLevel(type), type, msg: message, ...fields }));
+      sink(
+        jsonLine({ time: time(), level: eventLevel(type), type, ...eventWorker, msg: message, ...fields }),
+      );
     },
   };
 }

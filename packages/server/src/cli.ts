@@ -10,9 +10,12 @@
  *
  * Exit status: 0 after a clean stop, 2 for bad configuration, 1 for anything else.
  */
+import cluster from 'node:cluster';
 import { isCaError, loadOrCreateCA, rotateCA } from '@drp/ca';
 import createDebug from 'debug';
 import { type AccessLog, createAccessLog, streamSink } from './access-log.js';
+import { workerGraceMs } from './cluster/messages.js';
+import { joinCluster, type WorkerSide } from './cluster/worker.js';
 import { runTool } from './commands/tools.js';
 import {
   ConfigError,
@@ -190,14 +193,29 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<void>
     return;
   }
 
-  const log = createAccessLog(config.logFormat, streamSink(process.stdout));
+  if (config.workers > 1 && cluster.isPrimary) {
+    // WORKERS=N: this process forks and supervises; the workers serve (cluster/primary.ts).
+    hooks.replaceEarlySignalHandlers?.();
+    const primaryLog = createAccessLog(config.logFormat, streamSink(process.stdout));
+    const { runPrimary } = await import('./cluster/primary.js');
+    runPrimary({ config, log: primaryLog, announce: (info) => printStartup(primaryLog, config, info) });
+    return;
+  }
+  const worker = config.workers > 1 ? joinCluster(config.workers) : undefined;
+  const log = createAccessLog(
+    config.logFormat,
+    streamSink(process.stdout),
+    undefined,
+    worker ? { worker: worker.id, workerInText: true } : {},
+  );
   let proxy: DrpProxy | undefined;
   // Installed before anything is printed: a supervisor that signals right after the startup
   // line must reach this handler, not the default one (which would kill the process).
   let started: Promise<void> = Promise.resolve();
   hooks.replaceEarlySignalHandlers?.();
-  onShutdownSignals(async (signal) => {
-    const graceMs = config.timeouts.shutdownMs;
+  const signals = onShutdownSignals(async (signal) => {
+    // A worker finishes before its primary's deadline (SHUTDOWN_TIMEOUT).
+    const graceMs = worker ? workerGraceMs(config.timeouts.shutdownMs) : config.timeouts.shutdownMs;
     log.event(
       'shutdown',
       `${signal}: new clients refused; letting in-flight pulls and pushes finish (up to ${graceMs} ms)`,
@@ -207,20 +225,29 @@ export async function main(argv: string[], hooks: MainHooks = {}): Promise<void>
     await proxy?.close(graceMs);
     log.event('shutdown', `stopped after ${Date.now() - since} ms`);
   });
-  started = serve(config, log, (p) => {
-    proxy = p;
-  });
+  worker?.onStop(() => signals.stop('SIGTERM'));
+  started = serve(
+    config,
+    log,
+    (p) => {
+      proxy = p;
+    },
+    worker,
+  );
   await started;
+  // A worker that could not start exits now: its IPC channel would keep it alive.
+  if (worker && !proxy?.address) process.exit(typeof process.exitCode === 'number' ? process.exitCode : 1);
 }
 
 async function serve(
   config: ServerConfig,
   log: AccessLog,
   created: (proxy: DrpProxy) => void,
+  worker: WorkerSide | undefined,
 ): Promise<void> {
   let proxy: DrpProxy;
   try {
-    proxy = await createProxy({ config, log });
+    proxy = await createProxy({ config, log, ...(worker ? { worker } : {}) });
   } catch (error) {
     if (isCaError(error)) return fail(`CA: ${error.message}`, 1);
     if (error instanceof Error && (error as { code?: string }).code === 'DRP_CONFIG_INVALID') {
@@ -242,7 +269,7 @@ async function serve(
   }
 
   const address = proxy.address!;
-  printStartup(log, config, {
+  const info = {
     listen: `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`,
     port: address.port,
     url: proxy.url,
@@ -260,5 +287,8 @@ async function serve(
     mirror_tls_port: proxy.mirrorTlsAddress?.port,
     upstream_proxy: proxy.cache.options.upstream.proxy?.display,
     upstream_no_proxy: config.upstreamProxy ? config.upstreamNoProxy || undefined : undefined,
-  });
+  };
+  // A worker's primary prints the startup line once every worker listens.
+  if (worker) worker.listening(info);
+  else printStartup(log, config, info);
 }

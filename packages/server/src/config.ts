@@ -83,6 +83,8 @@ export interface DaemonOptions {
   readonly timeouts: Timeouts;
   readonly logFormat: 'json' | 'text';
   readonly metrics: boolean;
+  /** WORKERS: processes serving the port (1: this process alone, no cluster). */
+  readonly workers: number;
   /** ALLOWED_CLIENTS: CIDRs, or `all`. */
   readonly allowedClients: readonly string[] | 'all';
   /** PROXY_AUTH and PROXY_AUTH_FILE entries; empty: no proxy authentication. Secret. */
@@ -225,6 +227,7 @@ export function loadConfig(input: LoadConfigInput = {}): DaemonOptions {
     timeouts: timeoutsOf(v),
     logFormat: v.LOG_FORMAT,
     metrics: v.METRICS,
+    workers: v.WORKERS,
     allowedClients: v.ALLOWED_CLIENTS,
     proxyUsers: [...(v.PROXY_AUTH ? [v.PROXY_AUTH] : []), ...(v.PROXY_AUTH_FILE ?? [])],
     tunnelPorts: v.TUNNEL_PORTS,

@@ -4,7 +4,8 @@
  *   /               a short status text
  *   /ca.crt         the CA certificate (PEM), what clients trust
  *   /setup/systemd  a shell script configuring dockerd (CA trust, then proxy drop-in, restart)
- *   /healthz        200 `{"status":"ok"}` while serving, 503 while shutting down
+ *   /healthz        200 `{"status":"ok"}` while serving, 503 while shutting down (WORKERS=N:
+ *                   plus `workers` and `workers_up`; ok while the worker answering serves)
  *   /metrics        Prometheus text format (when METRICS is on)
  *   /status         an HTML status page for operators; /status.json the same figures
  *
@@ -23,6 +24,8 @@ export interface EndpointsOptions {
   readonly port: () => number;
   readonly draining: () => boolean;
   readonly metrics: (() => Promise<{ contentType: string; body: string }>) | undefined;
+  /** Extra /healthz fields (WORKERS=N: how many workers are up). */
+  readonly health?: () => Readonly<Record<string, number>>;
   /** The status page's figures, computed per request. */
   readonly status: () => StatusReport;
   readonly version: string;
@@ -144,7 +147,14 @@ export function createEndpoints(options: EndpointsOptions): DirectHandler {
         return;
       case '/healthz':
         if (options.draining()) send(req, res, 503, 'application/json', '{"status":"shutting down"}\n');
-        else send(req, res, 200, 'application/json', '{"status":"ok"}\n');
+        else
+          send(
+            req,
+            res,
+            200,
+            'application/json',
+            `${JSON.stringify({ status: 'ok', ...options.health?.() })}\n`,
+          );
         return;
       case '/metrics':
         if (options.metrics) {

@@ -4,6 +4,8 @@
  * Node's process metrics keep their standard names (`process_*`, `nodejs_*`) so stock
  * dashboards work; drp's own start with `drp_`. The `registry` label only takes configured
  * registries (REGISTRIES, Docker Hub's hosts) and `other`, so its cardinality is bounded.
+ * `aggregator`: how WORKERS=N merges a gauge across workers (cluster/aggregate.ts); figures each
+ * worker reads from the one cache directory or CA take the max, the rest sum.
  */
 import type { CacheEvents, RequestOutcome, UpstreamEvent } from '@drp/core';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -86,6 +88,7 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
   });
   new Gauge({
     name: 'drp_cache_bytes',
+    aggregator: 'max',
     help: 'Bytes stored in the cache',
     registers: [registry],
     collect() {
@@ -94,6 +97,7 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
   });
   new Gauge({
     name: 'drp_cache_entries',
+    aggregator: 'max',
     help: 'Entries (blobs and manifests) stored in the cache',
     registers: [registry],
     collect() {
@@ -102,6 +106,7 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
   });
   new Gauge({
     name: 'drp_cache_max_bytes',
+    aggregator: 'max',
     help: 'The cache size cap (CACHE_MAX_SIZE)',
     registers: [registry],
     collect() {
@@ -110,6 +115,7 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
   });
   new Gauge({
     name: 'drp_ca_expiry_timestamp_seconds',
+    aggregator: 'max',
     help: 'When the CA certificate clients trust expires (Unix time)',
     registers: [registry],
     collect() {
@@ -118,6 +124,7 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
   });
   new Gauge({
     name: 'drp_upstream_ratelimit_remaining',
+    aggregator: 'max',
     help: 'Last ratelimit-remaining a registry sent (Docker Hub pulls left in its window)',
     labelNames: ['registry'] as const,
     registers: [registry],
@@ -129,6 +136,7 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
   });
   new Gauge({
     name: 'drp_upstream_ratelimit_limit',
+    aggregator: 'max',
     help: 'Last ratelimit-limit a registry sent (Docker Hub pulls allowed per window)',
     labelNames: ['registry'] as const,
     registers: [registry],
@@ -140,6 +148,7 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
   });
   new Gauge({
     name: 'drp_build_info',
+    aggregator: 'first',
     help: 'Always 1; the labels say which drp and Node.js are running',
     labelNames: ['version', 'nodejs_version'] as const,
     registers: [registry],

@@ -22,6 +22,8 @@
  *   an origin-form request whose Host is `http://[x`: such requests get the address they
  *   connected to as Host, so drp's endpoints answer them as before.
  */
+
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -194,7 +196,9 @@ export function createMitmServer(options: MitmFrontOptions): MitmServer {
       return dispatcher.openTunnels;
     },
     async listen(port, host) {
-      await tryBind(host, port);
+      // A cluster worker binds through its primary, which hands connections to every server a
+      // worker registers on the port: a probe there would be given clients it never answers.
+      if (!cluster.isWorker) await tryBind(host, port);
       caDir = await prepareCaDir();
       const sslCaDir = caDir;
       await new Promise<void>((resolve, reject) => {

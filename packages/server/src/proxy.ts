@@ -22,6 +22,7 @@ import {
 import createDebug from 'debug';
 import type { AccessLog } from './access-log.js';
 import { writeCacheInfo } from './cache-info.js';
+import type { WorkerSide } from './cluster/worker.js';
 import { isIntercepted, type ServerConfig } from './config.js';
 import { createEndpoints } from './endpoints.js';
 import { ServerError } from './errors.js';
@@ -48,6 +49,8 @@ export interface CreateProxyOptions {
   readonly log?: AccessLog;
   /** Extra PEM certificates trusted upstream, besides UPSTREAM_CA_FILE. */
   readonly upstreamCaPem?: readonly string[];
+  /** WORKERS=N: this process is one worker (its /metrics and /healthz speak for all). */
+  readonly worker?: WorkerSide;
 }
 
 export interface DrpProxy {
@@ -184,7 +187,12 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
     intercepting,
     port: () => address?.port ?? config.port,
     draining: () => draining,
-    metrics: config.metrics ? () => metrics?.render() ?? Promise.reject(new Error('no metrics')) : undefined,
+    metrics: !config.metrics
+      ? undefined
+      : options.worker
+        ? options.worker.metrics
+        : () => metrics?.render() ?? Promise.reject(new Error('no metrics')),
+    ...(options.worker ? { health: options.worker.health } : {}),
     version: VERSION,
     status: statusReport,
   });
@@ -270,6 +278,7 @@ export async function createProxy(options: CreateProxyOptions): Promise<DrpProxy
       caNotAfter: ca.notAfter,
       version: VERSION,
     });
+    options.worker?.exposeRegistry(metrics.registry);
   }
 
   return {

@@ -8,6 +8,7 @@
 import type { CacheEvents } from '../events.js';
 import type { ContentHandle, ContentStore } from '../store/content-store.js';
 import { BlobCursor } from './cursor.js';
+import { SharedFill } from './shared-fill.js';
 import { FillTable } from './table.js';
 import type { FillFetch, FillInfo, FillSource, FillStats } from './types.js';
 
@@ -61,16 +62,20 @@ export class BlobEngine {
     const handle = await this.store.open(digest);
     if (handle) return { kind: 'stored', handle };
     for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt += 1) {
-      const { fill, leader } = this.#table.join(digest, fetch, info);
+      const { fill, leader: first } = this.#table.join(digest, fetch, info);
       const start = await fill.started;
       if (start.streaming) {
         // Registered before the caller can await anything: the fill keeps what it needs.
         const cursor = new BlobCursor(fill, 0, start.size);
         fill.attach(cursor);
         const { size, upstreamMs } = fill;
-        return { kind: 'fill', leader, size, upstreamMs, meta: fill.info.meta, cursor };
+        // Following another process's fill, nobody here fetched it: access is checked by its meta.
+        const shared = fill instanceof SharedFill;
+        const leader = first && (!shared || fill.leads);
+        const meta = shared ? fill.meta : fill.info.meta;
+        return { kind: 'fill', leader, size, upstreamMs, meta, cursor };
       }
-      if (leader) return { kind: 'declined', response: start.response };
+      if (first) return { kind: 'declined', response: start.response };
     }
     return { kind: 'contended' };
   }

@@ -8,7 +8,10 @@ import { type BlobDigest, hasherFor } from '../store/digest.js';
 import type { FillInfo } from './types.js';
 
 export interface FillHost {
-  readonly store: ContentStore;
+  /** Where the fill's writer comes from (the store, or the lease of a cross-process fill). */
+  readonly store: Pick<ContentStore, 'createWriter'>;
+  /** Bytes the writer will already hold (a takeover): upstream is asked for the rest. */
+  readonly resumeFrom?: number;
   readonly events: CacheEvents | undefined;
   /** The fill takes no more joiners (it ended, failed or was declined). */
   remove(fill: { readonly digest: string; readonly info: FillInfo }): void;

@@ -22,6 +22,7 @@ import { type BlobDigest, blobDigest, hasherFor } from '../store/digest.js';
 import type { BlobCursor, CursorSource } from './cursor.js';
 import { FillBytes } from './fill-bytes.js';
 import { endOf, type FillHost, failureReason, passThroughHash } from './fill-support.js';
+import { bodyStart } from './resume.js';
 import type { FillFetch, FillInfo, FillSource, FillStart } from './types.js';
 import { WriteQueue } from './write-queue.js';
 
@@ -57,6 +58,8 @@ export class Fill implements CursorSource {
   #response: FillSource | undefined;
   #size: number | undefined;
   #received = 0;
+  /** Body bytes the writer already holds (a resumed fill answered with the whole blob). */
+  #skip = 0;
   /** Only while passing through: the writer no longer sees the bytes. */
   #hash: Hash | undefined;
   readonly #bytes = new FillBytes();
@@ -133,8 +136,9 @@ export class Fill implements CursorSource {
 
   async #run(fetch: FillFetch): Promise<FillStart> {
     let response: FillSource;
+    const resumeFrom = this.#host.resumeFrom ?? 0;
     try {
-      response = await fetch();
+      response = await fetch(resumeFrom > 0 ? { offset: resumeFrom } : undefined);
     } catch (error) {
       this.#fail(error instanceof Error ? error : new Error(String(error)));
       throw error;
@@ -143,7 +147,8 @@ export class Fill implements CursorSource {
       response.abort();
       throw this.#error;
     }
-    if (response.status !== 200) {
+    const body = bodyStart(response, resumeFrom);
+    if (!body) {
       // Not the blob (401 challenge, 404, 429...): the leader relays it, nothing is cached.
       this.#state = 'declined';
       this.#error = new DrpError('DRP_UPSTREAM_PROTOCOL', `upstream answered ${response.status}`);
@@ -152,8 +157,9 @@ export class Fill implements CursorSource {
       return { streaming: false, response };
     }
     this.#response = response;
-    const length = response.headers['content-length'];
-    if (length !== undefined && /^\d+$/.test(length)) this.#size = Number(length);
+    this.#size = body.size;
+    this.#received = body.received;
+    this.#skip = body.skip;
     // Listening for the end first: the body may fail while the writer is being created.
     const ended = endOf(response.body);
     ended.catch(() => undefined);
@@ -193,6 +199,12 @@ export class Fill implements CursorSource {
       );
       this.#fail(error, 'mismatch');
       return;
+    }
+    if (this.#skip > 0) {
+      const skipped = Math.min(this.#skip, chunk.length);
+      this.#skip -= skipped;
+      if (skipped === chunk.length) return;
+      chunk = chunk.subarray(skipped);
     }
     if (this.#state === 'passing') {
       this.#passOn(chunk);

@@ -14,8 +14,16 @@ export interface FillSource {
   abort(): void;
 }
 
-/** Starts the one upstream GET of a fill. Called once per fill; it must not depend on a client. */
-export type FillFetch = () => Promise<FillSource>;
+/**
+ * Starts the one upstream GET of a fill. Called once per fill; it must not depend on a client.
+ * With `resume` (a takeover of a dead leader's fill), it asks for `Range: bytes=<offset>-`; a
+ * fetch that ignores it gets the whole blob, which works too.
+ */
+export type FillFetch = (resume?: FillResume) => Promise<FillSource>;
+
+export interface FillResume {
+  readonly offset: number;
+}
 
 /** Who a fill is for. Fills are keyed by registry and digest. */
 export interface FillInfo {

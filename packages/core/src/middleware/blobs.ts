@@ -10,7 +10,8 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { ociErrorBody } from '../api/errors.js';
 import { relayResponse, sendError, writeHead } from '../api/respond.js';
-import type { BlobEngine, BlobResult } from '../blob-engine/index.js';
+import type { BlobEngine, BlobResult, FillResume } from '../blob-engine/index.js';
+
 import type { RequestContext } from '../context.js';
 import type { CacheEvents } from '../events.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
@@ -118,7 +119,13 @@ function fillHeaders(ctx: RequestContext, deps: BlobHandlerDeps): HeaderMap {
 
 /** The fill's upstream GET. It outlives this client: no clientGone signal here. */
 function fetchFor(ctx: RequestContext, deps: BlobHandlerDeps, headers: HeaderMap) {
-  return () => deps.upstream.request(ctx.target, { method: 'GET', path: ctx.pathAndQuery, headers });
+  // A takeover of a dead process's fill resumes with a Range (blob-engine/resume.ts).
+  return (resume?: FillResume) =>
+    deps.upstream.request(ctx.target, {
+      method: 'GET',
+      path: ctx.pathAndQuery,
+      headers: resume ? { ...headers, range: `bytes=${resume.offset}-` } : headers,
+    });
 }
 
 function blobHeaders(digest: string, length: number | undefined): OutgoingHttpHeaders {

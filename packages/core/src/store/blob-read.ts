@@ -25,12 +25,12 @@ export async function openEntry(
   entry: Entry,
 ): Promise<BlobHandle | undefined> {
   const digest = entry.d.digest;
-  entry.pins += 1;
+  table.pin(entry);
   let file: FileHandle;
   try {
     file = await open(contentPath(dir, entry.d), 'r');
   } catch (error) {
-    entry.pins -= 1;
+    table.unpin(entry);
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       // Removed behind our back: forget it, the caller fetches it again.
       debug('content of %s is missing; dropping the entry', digest);
@@ -48,7 +48,7 @@ export async function openEntry(
     release: async () => {
       if (released) return;
       released = true;
-      entry.pins -= 1;
+      table.unpin(entry);
       await file.close().catch(() => undefined);
       if (entry.pins === 0) table.enforceCap();
     },
@@ -62,21 +62,21 @@ export async function readEntry(
   entry: Entry,
 ): Promise<{ data: Buffer; meta: BlobMeta | undefined } | undefined> {
   const digest = entry.d.digest;
-  entry.pins += 1;
+  table.pin(entry);
   try {
     const data = await readFile(contentPath(dir, entry.d));
     if (createHash(entry.d.algorithm).update(data).digest('hex') !== entry.d.hex) {
       debug('content of %s is corrupt; removing it', digest);
-      entry.pins -= 1;
+      table.unpin(entry);
       const current = table.get(digest);
       if (current) await table.remove(current, 'manual');
       return undefined;
     }
-    entry.pins -= 1;
+    table.unpin(entry);
     table.touch(entry);
     return { data, meta: entry.meta };
   } catch (error) {
-    entry.pins -= 1;
+    table.unpin(entry);
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       void table.remove(entry, 'manual');
       return undefined;

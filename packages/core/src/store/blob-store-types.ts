@@ -2,6 +2,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { CacheEvents } from '../events.js';
 import type { ContentHandle, ContentMeta, ContentStoreStats } from './content-store.js';
+import type { LeaseTiming } from './fill-lease.js';
 
 /** Blob metadata kept in the index, e.g. a manifest's media type. */
 export type BlobMeta = ContentMeta;
@@ -37,6 +38,22 @@ export interface BlobStoreOptions {
   readonly otherBytes?: () => number;
   /** How often removals by other processes (the cache tools) are picked up. Default 2000 ms. */
   readonly removalPollMs?: number;
+  /** Cross-process fill leases: heartbeat and staleness. Default 5 s / 15 s (store/fill-lease.ts). */
+  readonly leaseTiming?: LeaseTiming;
+  /** How often the other processes' journals are read. Default 1000 ms. */
+  readonly peerPollMs?: number;
+  /** An evictor lease unchanged this long (own clock) is taken over. Default 30 s. */
+  readonly leaseStaleMs?: number;
+  /** Entries another process used this recently are never evicted. Default 10 s. */
+  readonly guardMs?: number;
+  /** Spool files, unindexed content and journal temp files younger than this are never garbage. Default 10 min. */
+  readonly graceMs?: number;
+  /** A journal not written for this long is folded into the base by the evictor. Default 10 min. */
+  readonly journalDeadMs?: number;
+  /** Spool GC and the evictor's chores. Default 60 s. */
+  readonly housekeepingMs?: number;
+  /** The evictor reads the whole index this often (entries whose journal line was lost). Default 10 min. */
+  readonly rescanMs?: number;
 }
 
 export type BlobStoreStats = ContentStoreStats;

@@ -12,12 +12,18 @@
  * index line appended after the content exists, so a crash leaves at worst an unreferenced
  * content file, which `open` sweeps away: store/blob-store-load.ts). This store alone reports
  * `store-skipped`.
+ *
+ * Any number of processes may share the directory (docs/store.md): a miss in the table is
+ * looked up on disk (another process's commit is a hit here), the tables converge through the
+ * per-process access journals (store/peer-sync.ts), and one evictor at a time, chosen by a lease
+ * file (store/evictor-lease.ts), holds the directory to the cap and the inactive time.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import cacache from 'cacache';
 import { DrpError } from '../api/errors.js';
+import { writeBaseJournal } from './access-journal.js';
 import { describeEntry, openEntry, readEntry } from './blob-read.js';
 import { loadEntryTable } from './blob-store-load.js';
 import type {
@@ -27,13 +33,27 @@ import type {
   BlobStoreStats,
   StoredBlob,
 } from './blob-store-types.js';
-import type { ContentStore, ContentWriter, ScrubResult, WriteContext } from './content-store.js';
+import type {
+  ClaimContext,
+  ContentInfo,
+  ContentStore,
+  ContentWriter,
+  FillClaim,
+  ScrubResult,
+  WriteContext,
+} from './content-store.js';
 import { blobDigest, blobKey } from './digest.js';
-import type { EntryTable } from './entry-table.js';
+import { readDiskEntry } from './disk-entry.js';
+import type { Entry, EntryTable } from './entry-table.js';
+import { EvictorLease, processId } from './evictor-lease.js';
+import { FillClaims } from './fill-claims.js';
+import { LeaseDir } from './fill-lease.js';
 import { sameMeta } from './fs-helpers.js';
+import { PeerSync } from './peer-sync.js';
 import { RemovalNotesReader } from './removal-notes.js';
 import { scrubEntries } from './scrub.js';
 import { commitSpoolFile, eventContext, writeSpoolFile } from './spool-commit.js';
+import { SPOOL_GRACE_MS, SpoolHeartbeat } from './spool-gc.js';
 import { SpoolWriter } from './spool-writer.js';
 
 export { JOURNAL_FILE } from './blob-store-load.js';
@@ -48,43 +68,160 @@ export type { ScrubResult } from './content-store.js';
 export { hashFile, removeIndexEntry } from './fs-helpers.js';
 
 const SPOOL_DIR = 'drp-spool';
+const LEASE_DIR = 'drp-leases';
+export const EVICTOR_LEASE_FILE = 'drp-evictor.lease';
+
+interface Parts {
+  readonly table: EntryTable;
+  readonly removalNotes: RemovalNotesReader;
+  readonly lease: EvictorLease;
+  readonly peers: PeerSync;
+}
 
 export class BlobStore implements ContentStore {
   readonly dir: string;
+  /** This process's id in the directory (its journal file, its lease). */
+  readonly id: string;
   readonly #options: BlobStoreOptions;
   readonly #now: () => number;
   readonly #table: EntryTable;
   readonly #removalNotes: RemovalNotesReader;
+  readonly #lease: EvictorLease;
+  readonly #peers: PeerSync;
+  readonly #spoolBeat = new SpoolHeartbeat();
+  /** Disk look-ups in flight, one per digest. */
+  readonly #discovering = new Map<string, Promise<Entry | undefined>>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #removalTimer: NodeJS.Timeout | undefined;
   #scrubbing: Promise<ScrubResult> | undefined;
+  readonly #claims: FillClaims;
 
-  private constructor(options: BlobStoreOptions, table: EntryTable, removalNotes: RemovalNotesReader) {
+  private constructor(options: BlobStoreOptions, id: string, parts: Parts) {
     this.dir = options.dir;
+    this.id = id;
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#table = table;
-    this.#removalNotes = removalNotes;
+    this.#table = parts.table;
+    this.#removalNotes = parts.removalNotes;
+    this.#lease = parts.lease;
+    this.#peers = parts.peers;
+    this.#claims = new FillClaims({
+      dir: options.dir,
+      spoolDir: this.spoolDir,
+      leases: new LeaseDir(join(options.dir, LEASE_DIR), options.leaseTiming),
+      writerAt: (digest, path, context) => this.#writerAt(digest, path, context),
+    });
   }
 
-  /** Opens (creating) the store: loads the index and access order, sweeps crash leftovers. */
+  /**
+   * Opens (creating) the store: loads the index and every process's access order, collects
+   * dead processes' leftovers (never a live one's), and tries to become the directory's evictor.
+   */
   static async open(options: BlobStoreOptions): Promise<BlobStore> {
+    const id = processId();
     const removalNotes = new RemovalNotesReader(options.dir);
-    const table = await loadEntryTable({
+    const graceMs = options.graceMs ?? SPOOL_GRACE_MS;
+    let store: BlobStore | undefined;
+    const lease = new EvictorLease(
+      {
+        path: join(options.dir, EVICTOR_LEASE_FILE),
+        maxBytes: options.maxSizeBytes,
+        ...(options.leaseStaleMs === undefined ? {} : { staleMs: options.leaseStaleMs }),
+        onChange: (held) => {
+          if (held && store) void store.#becameEvictor().catch(() => undefined);
+        },
+      },
+      id,
+    );
+    const guardMs = options.guardMs ?? 10_000;
+    const spoolDir = join(options.dir, SPOOL_DIR);
+    const { table, tails } = await loadEntryTable({
       dir: options.dir,
       maxSizeBytes: options.maxSizeBytes,
       now: options.now ?? Date.now,
       events: options.events,
       otherBytes: options.otherBytes,
-      spoolDir: join(options.dir, SPOOL_DIR),
+      evictor: () => lease.held,
+      guardMs,
+      spoolDir,
       journalFlushMs: options.journalFlushMs ?? 1000,
       removalNotes,
+      id,
+      spoolGraceMs: graceMs,
+      orphanGraceMs: graceMs,
     });
-    const store = new BlobStore(options, table, removalNotes);
-    await store.sweepInactive();
-    table.enforceCap();
+    const peers = new PeerSync({
+      dir: options.dir,
+      spoolDir,
+      id,
+      table,
+      lease,
+      tails,
+      discover: (digest, at) => (store ? store.#discover(digest, at) : Promise.resolve(undefined)),
+      pollMs: options.peerPollMs ?? 1000,
+      guardMs,
+      graceMs,
+      journalDeadMs: options.journalDeadMs ?? 10 * 60_000,
+      housekeepingMs: options.housekeepingMs ?? 60_000,
+      rescanMs: options.rescanMs ?? 10 * 60_000,
+    });
+    store = new BlobStore(options, id, { table, removalNotes, lease, peers });
+    await lease.start();
+    if (lease.held) await store.#becameEvictor();
     store.#startTimers();
     return store;
+  }
+
+  /** True while this process is the directory's evictor (holds the evictor lease). */
+  get evictor(): boolean {
+    return this.#lease.held;
+  }
+
+  /** The evictor's chores at once: fold dead journals, expire, enforce the cap. */
+  async #becameEvictor(): Promise<void> {
+    await this.#peers.foldDeadJournals();
+    await this.sweepInactive();
+    this.#table.enforceCap();
+  }
+
+  /** Applies what other processes journaled since the last poll (runs by itself every second). */
+  syncPeers(): Promise<void> {
+    return this.#peers.poll();
+  }
+
+  /** An entry another process committed, found on disk and adopted; undefined when absent. */
+  async #discover(digest: string, at = 0): Promise<Entry | undefined> {
+    const known = this.#table.get(digest);
+    if (known) return known;
+    // Being removed here: whatever is still on disk is on its way out.
+    if (this.#table.removing(digest) || this.#table.closed) return undefined;
+    let pending = this.#discovering.get(digest);
+    if (!pending) {
+      pending = this.#adopt(digest, at).finally(() => this.#discovering.delete(digest));
+      this.#discovering.set(digest, pending);
+    }
+    return pending;
+  }
+
+  async #adopt(digest: string, at: number): Promise<Entry | undefined> {
+    let d: ReturnType<typeof blobDigest>;
+    try {
+      d = blobDigest(digest);
+    } catch {
+      return undefined;
+    }
+    const found = await readDiskEntry(this.dir, d);
+    if (!found || this.#table.closed || this.#table.removing(digest)) return undefined;
+    return this.#table.adopt(d, found.size, found.meta, Math.max(at, found.time));
+  }
+
+  /**
+   * Size and metadata of an entry on disk, whichever process committed it (`peek` knows only
+   * what this process has seen so far). Adopts it without marking it used.
+   */
+  async discover(digest: string): Promise<ContentInfo | undefined> {
+    const entry = await this.#discover(digest);
+    return entry ? { size: entry.size, meta: entry.meta } : undefined;
   }
 
   get spoolDir(): string {
@@ -93,13 +230,17 @@ export class BlobStore implements ContentStore {
 
   /** Finds a blob and marks it used. Prefer `open()` to serve it: an open blob is pinned. */
   async lookup(digest: string): Promise<StoredBlob | undefined> {
-    const entry = this.#table.get(digest);
+    const entry = await this.#discover(digest);
     if (!entry) return undefined;
     this.#table.touch(entry);
     return describeEntry(this.dir, entry);
   }
 
-  /** Size and metadata of a stored entry, without opening it or changing the access order. */
+  /**
+   * Size and metadata of a stored entry, without opening it or changing the access order. No
+   * I/O: another process's commit shows here once this process has seen it (a journal poll, or
+   * an `open`/`readBuffer`/`discover` of the digest).
+   */
   peek(digest: string): { readonly size: number; readonly meta: BlobMeta | undefined } | undefined {
     const entry = this.#table.get(digest);
     return entry ? { size: entry.size, meta: entry.meta } : undefined;
@@ -112,7 +253,7 @@ export class BlobStore implements ContentStore {
 
   /** Opens a stored blob for reading, pinned until `release()`. */
   async open(digest: string): Promise<BlobHandle | undefined> {
-    const entry = this.#table.get(digest);
+    const entry = await this.#discover(digest);
     return entry ? openEntry(this.dir, this.#table, entry) : undefined;
   }
 
@@ -123,7 +264,7 @@ export class BlobStore implements ContentStore {
     if (actual !== d.hex) {
       throw new DrpError('DRP_DIGEST_MISMATCH', `content does not match ${digest}`);
     }
-    const existing = await this.#table.present(this.#table.get(digest));
+    const existing = await this.#table.present(await this.#discover(digest));
     if (existing && sameMeta(existing.meta, meta)) {
       this.#table.touch(existing);
       return;
@@ -147,7 +288,7 @@ export class BlobStore implements ContentStore {
 
   /** Reads a small blob whole, re-checking its digest (a corrupted file reads as a miss). */
   async readBuffer(digest: string): Promise<{ data: Buffer; meta: BlobMeta | undefined } | undefined> {
-    const entry = this.#table.get(digest);
+    const entry = await this.#discover(digest);
     return entry ? readEntry(this.dir, this.#table, entry) : undefined;
   }
 
@@ -155,9 +296,17 @@ export class BlobStore implements ContentStore {
    * A writer spooling `digest`. Rejects (after reporting `store-skipped`) when the spool cannot
    * be created, e.g. on a full disk.
    */
-  async createWriter(digest: string, context: WriteContext = {}): Promise<ContentWriter> {
+  createWriter(digest: string, context: WriteContext = {}): Promise<ContentWriter> {
+    return this.#writerAt(digest, this.spoolPath(), context);
+  }
+
+  /** Cross-process single-flight on this directory (store/fill-claims.ts). */
+  claim(digest: string, context?: ClaimContext): Promise<FillClaim> {
+    return this.#claims.claim(digest, context);
+  }
+
+  async #writerAt(digest: string, path: string, context: WriteContext): Promise<ContentWriter> {
     const d = blobDigest(digest);
-    const path = this.spoolPath();
     const skipped = (forDigest: string, reason: string) =>
       this.#options.events?.publish('store-skipped', { ...eventContext(context), digest: forDigest, reason });
     let file: FileHandle;
@@ -167,6 +316,8 @@ export class BlobStore implements ContentStore {
       skipped(digest, (error as NodeJS.ErrnoException).code ?? 'spool open failed');
       throw new DrpError('DRP_CACHE_IO', `cannot spool ${digest}`, { cause: error });
     }
+    // Its mtime stays fresh while open: other processes' spool GC leaves it alone.
+    this.#spoolBeat.track(file);
     const commitSpool = (forDigest: string, spool: string, size: number, meta?: BlobMeta) =>
       this.commitSpool(forDigest, spool, size, meta, context);
     return new SpoolWriter({ commitSpool, skipped }, d, path, file);
@@ -236,9 +387,17 @@ export class BlobStore implements ContentStore {
     return this.#table.accessOrder();
   }
 
+  /**
+   * The directory's view: entries and bytes of every process's commits this process has seen
+   * (converged within a poll), the cap that applies (the evictor's); stored, evicted and pinned
+   * count this process's own work.
+   */
   stats(): BlobStoreStats {
     const { entries, bytes, stored, evicted, pinned } = this.#table.stats();
-    return { entries, bytes, maxBytes: this.#options.maxSizeBytes, stored, evicted, pinned };
+    const maxBytes = this.#lease.held
+      ? this.#options.maxSizeBytes
+      : (this.#lease.holder?.maxBytes ?? this.#options.maxSizeBytes);
+    return { entries, bytes, maxBytes, stored, evicted, pinned };
   }
 
   /** Resolves when every removal started so far has finished (for tests and shutdown). */
@@ -246,15 +405,27 @@ export class BlobStore implements ContentStore {
     return this.#table.settled();
   }
 
-  /** Waits for pending removals and writes the access journal. */
+  /**
+   * Waits for pending removals and writes the access journal. The evictor folds its own
+   * journal into the base snapshot and gives the lease up for another process to take.
+   */
   async close(): Promise<void> {
     if (this.#table.closed) return;
     const closing = this.#table.close();
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     if (this.#removalTimer) clearInterval(this.#removalTimer);
+    this.#spoolBeat.stop();
+    await this.#peers.stop();
     await closing;
     await this.#scrubbing?.catch(() => undefined);
-    await this.#table.closeJournal();
+    if (this.#lease.held) {
+      await this.#table.journal.flush();
+      await writeBaseJournal(this.dir, this.#table.atimes());
+      await this.#table.journal.discard();
+    } else {
+      await this.#table.closeJournal();
+    }
+    await this.#lease.close();
   }
 
   #startTimers(): void {
@@ -269,5 +440,6 @@ export class BlobStore implements ContentStore {
       this.#options.removalPollMs ?? 2000,
     );
     this.#removalTimer.unref();
+    this.#peers.start();
   }
 }

@@ -104,5 +104,68 @@ export interface ContentStore {
   stats(): ContentStoreStats;
   /** Re-checks stored entries against their digests (optional: not every store can). */
   scrub?(): Promise<ScrubResult>;
+  /**
+   * Cross-process single-flight (optional): stores shared by several processes decide who
+   * fetches a missing entry. `lead`: this process fetches it, writing through the lease's
+   * writer so that the others can follow; `follow`: another process is fetching it (or has
+   * committed it) and its bytes are readable as they are written. Stores without it keep
+   * single-flight within one process only. See docs/blob-engine.md, "Across processes".
+   */
+  claim?(digest: string, context?: ClaimContext): Promise<FillClaim>;
+  close(): Promise<void>;
+}
+
+/** Who a claimed fill is for; `meta` (kind, auth class) is what followers check access by. */
+export interface ClaimContext extends WriteContext {
+  readonly meta?: ContentMeta;
+}
+
+/** What `claim` decided. */
+export type FillClaim =
+  | { readonly kind: 'lead'; readonly lease: FillLease }
+  | { readonly kind: 'follow'; readonly remote: RemoteFill };
+
+/**
+ * The right to fetch one entry, held until `release()` (the store keeps it alive meanwhile).
+ * A lease taken over from a leader that died mid-fill starts at `resumeFrom`: its writer
+ * already holds (and has hashed) the bytes the dead leader wrote.
+ */
+export interface FillLease {
+  readonly resumeFrom: number;
+  /** The writer of this fill: its bytes are what followers in other processes read. Once. */
+  createWriter(context?: WriteContext): Promise<ContentWriter>;
+  /** Tells followers the fill is streaming, with the size upstream announced (if any). */
+  streaming(size: number | undefined): Promise<void>;
+  /** Ends the lease (after commit, abort or a declined answer). Idempotent. */
+  release(): Promise<void>;
+}
+
+/** Another process's fill as a follower sees it. The follower hashes what it reads itself. */
+export type RemoteState =
+  /** The leader has not got the blob from upstream yet. */
+  | { readonly kind: 'connecting' }
+  /** Bytes are being written; `size` as announced by upstream, `meta` the leader's. */
+  | { readonly kind: 'streaming'; readonly size: number | undefined; readonly meta?: ContentMeta }
+  /**
+   * The fill ended: committed (every byte readable; `size` is the entry's), or not (declined,
+   * failed, aborted: what was written stays readable, it may still be complete).
+   */
+  | {
+      readonly kind: 'ended';
+      readonly committed: boolean;
+      readonly size?: number;
+      readonly meta?: ContentMeta;
+    }
+  /** The leader stopped keeping its lease alive: `takeOver()` may continue the fill. */
+  | { readonly kind: 'stale' };
+
+export interface RemoteFill {
+  /** The fill's state now (reads the lease; call it at most every few hundred ms). */
+  poll(): Promise<RemoteState>;
+  /** Bytes `[position, ...)` written so far (empty when none yet). */
+  readonly read: ReadAt;
+  /** Leads the fill of a stale leader; undefined when another process won it. */
+  takeOver(): Promise<FillLease | undefined>;
+  /** Stops following (closes files). Idempotent. */
   close(): Promise<void>;
 }

@@ -1,7 +1,13 @@
 /**
- * The blob store's in-memory entry table: every stored blob in least-recently-used order, the
- * byte total and counters, pins, the size cap, and removals (memory first, then index line and
- * content file). Access times go to the access journal as they change.
+ * The blob store's in-memory entry table: every entry of the cache directory (its own commits
+ * and those other processes reported) in least-recently-used order, the byte total and
+ * counters, pins, the size cap, and removals (memory first, then index line and content file,
+ * then the journal's D line). Access times go to the access journal as they change.
+ *
+ * Only the directory's evictor (the process holding the evictor lease, `evictor()`) enforces
+ * the cap and expiry; it skips entries pinned here and entries another process used in the
+ * last `guardMs` (its readers re-touch what they have open), so no process removes a blob
+ * another one is serving while it is serving it.
  */
 import { stat, unlink } from 'node:fs/promises';
 import createDebug from 'debug';
@@ -19,6 +25,15 @@ export interface Entry {
   atime: number;
   meta: ContentMeta | undefined;
   pins: number;
+  /** performance.now() when another process last reported using it; 0 = never. */
+  remoteAt: number;
+  /** performance.now() when this process last journaled a use of it. */
+  journaledAt: number;
+}
+
+/** A fresh entry (not yet in a table). */
+export function newEntry(d: BlobDigest, size: number, meta: ContentMeta | undefined, atime: number): Entry {
+  return { d, size, atime, meta, pins: 0, remoteAt: 0, journaledAt: 0 };
 }
 
 export type EvictReason = 'size' | 'inactive' | 'manual' | 'corrupt';
@@ -29,6 +44,10 @@ export interface EntryTableOptions {
   readonly now: () => number;
   readonly events?: CacheEvents | undefined;
   readonly otherBytes?: (() => number) | undefined;
+  /** True while this process is the directory's evictor. Default: always. */
+  readonly evictor?: (() => boolean) | undefined;
+  /** Entries another process used this recently are never evicted. Default 10 s. */
+  readonly guardMs?: number | undefined;
 }
 
 export class EntryTable {
@@ -38,7 +57,12 @@ export class EntryTable {
   readonly #entries = new Map<string, Entry>();
   /** Removals in progress per digest; a commit of the same digest waits for them. */
   readonly #removing = new Map<string, Promise<void>>();
+  /** Entries open in this process. */
+  readonly #pinned = new Set<Entry>();
   #bytes = 0;
+  /** Highest atime placed at the end; an entry placed after it with a lower one breaks the order. */
+  #maxAtime = 0;
+  #outOfOrder = false;
   #stored = 0;
   #evicted = 0;
   #closed = false;
@@ -50,7 +74,17 @@ export class EntryTable {
     for (const entry of loaded) {
       this.#entries.set(entry.d.digest, entry);
       this.#bytes += entry.size;
+      this.#maxAtime = Math.max(this.#maxAtime, entry.atime);
     }
+  }
+
+  get journal(): AccessJournal {
+    return this.#journal;
+  }
+
+  /** True while this process is the directory's evictor. */
+  get evictor(): boolean {
+    return this.#options.evictor?.() ?? true;
   }
 
   get closed(): boolean {
@@ -75,12 +109,17 @@ export class EntryTable {
 
   /** A copy of the entries, least recently used first (safe to remove while iterating). */
   entries(): Entry[] {
-    return [...this.#entries.values()];
+    return [...this.#ordered().values()];
   }
 
   /** Digests from least to most recently used. */
   accessOrder(): string[] {
-    return [...this.#entries.keys()];
+    return [...this.#ordered().keys()];
+  }
+
+  /** True while a removal of `digest` is under way here. */
+  removing(digest: string): boolean {
+    return this.#removing.has(digest);
   }
 
   stats(): { entries: number; bytes: number; stored: number; evicted: number; pinned: number } {
@@ -90,18 +129,18 @@ export class EntryTable {
     return { entries, bytes: this.#bytes, stored: this.#stored, evicted: this.#evicted, pinned };
   }
 
-  /** Replaces the journal with the current access order. */
-  snapshot(): Promise<void> {
-    return this.#journal.snapshot(this.#snapshotEntries());
+  /** (digest, last access) of every entry, least recently used first: the base journal. */
+  *atimes(): Iterable<readonly [string, number]> {
+    for (const [digest, entry] of this.#ordered()) yield [digest, entry.atime] as const;
   }
 
   touch(entry: Entry): void {
-    const now = this.#options.now();
-    entry.atime = Math.max(now, entry.atime);
-    this.#entries.delete(entry.d.digest);
-    this.#entries.set(entry.d.digest, entry);
+    // Removed meanwhile (evicted, deleted): not an entry any more, nothing to record.
+    if (this.#entries.get(entry.d.digest) !== entry) return;
+    entry.atime = Math.max(this.#options.now(), entry.atime);
+    this.#placeLast(entry);
+    entry.journaledAt = performance.now();
     this.#journal.touch(entry.d.digest, entry.atime);
-    this.#maybeCompact();
   }
 
   add(d: BlobDigest, size: number, meta: ContentMeta | undefined, ms: number): void {
@@ -111,33 +150,88 @@ export class EntryTable {
       this.touch(previous);
       return;
     }
-    const entry: Entry = { d, size, atime: this.#options.now(), meta, pins: 0 };
-    this.#entries.set(d.digest, entry);
+    const entry = newEntry(d, size, meta, this.#options.now());
+    this.#placeLast(entry);
     this.#bytes += size;
     this.#stored += 1;
-    this.#journal.touch(d.digest, entry.atime);
+    entry.journaledAt = performance.now();
+    // At once: the other processes learn of the commit (and count its bytes) within a poll.
+    this.#journal.touch(d.digest, entry.atime, true);
     this.#options.events?.publish('store', { kind: 'blob', digest: d.digest, size, ms: Math.round(ms) });
     this.enforceCap();
   }
 
-  /** Evicts least recently used, unpinned blobs until the total fits under the cap. */
+  /** Takes in an entry another process committed (found on disk): no event, counted once. */
+  adopt(d: BlobDigest, size: number, meta: ContentMeta | undefined, atime: number): Entry {
+    const previous = this.#entries.get(d.digest);
+    if (previous) return previous;
+    const entry = newEntry(d, size, meta, atime);
+    entry.remoteAt = performance.now();
+    this.#placeLast(entry);
+    this.#bytes += size;
+    this.enforceCap();
+    return entry;
+  }
+
+  /** Another process used `digest` at `at`; false when this table does not know it. */
+  remoteTouch(digest: string, at: number): boolean {
+    const entry = this.#entries.get(digest);
+    if (!entry) return false;
+    entry.remoteAt = performance.now();
+    if (at > entry.atime) {
+      entry.atime = at;
+      this.#placeLast(entry);
+    }
+    return true;
+  }
+
+  /** Drops an entry another process removed: no event, no journal line, no file touched. */
+  forget(entry: Entry): void {
+    if (this.#entries.get(entry.d.digest) !== entry) return;
+    this.#entries.delete(entry.d.digest);
+    this.#bytes -= entry.size;
+    this.#journal.forget(entry.d.digest);
+  }
+
+  pin(entry: Entry): void {
+    entry.pins += 1;
+    this.#pinned.add(entry);
+  }
+
+  unpin(entry: Entry): void {
+    entry.pins -= 1;
+    if (entry.pins <= 0) this.#pinned.delete(entry);
+  }
+
+  /** Re-journals entries open here that were not journaled for `everyMs`: the evictor keeps them. */
+  refreshPinned(everyMs: number): void {
+    const stale = performance.now() - everyMs;
+    for (const entry of this.#pinned) if (entry.journaledAt < stale) this.touch(entry);
+  }
+
+  /**
+   * Evicts least recently used blobs until the total fits under the cap: only in the
+   * directory's evictor, never a pinned one or one another process used within the guard.
+   */
   enforceCap(): void {
+    if (!this.evictor) return;
     const max = this.#options.maxSizeBytes - (this.#options.otherBytes?.() ?? 0);
     if (this.#bytes <= max) return;
-    for (const entry of [...this.#entries.values()]) {
+    for (const entry of [...this.#ordered().values()]) {
       if (this.#bytes <= max) break;
-      if (entry.pins > 0) continue;
+      if (this.#busy(entry)) continue;
       void this.remove(entry, 'size');
     }
   }
 
-  /** Removes entries not read since `cutoff` (unpinned); returns how many. */
+  /** Removes entries not read since `cutoff` (evictor only, unpinned); returns how many. */
   async sweepBefore(cutoff: number): Promise<number> {
+    if (!this.evictor) return 0;
     const victims: Entry[] = [];
-    for (const entry of this.#entries.values()) {
+    for (const entry of this.#ordered().values()) {
       // Access order is by atime, oldest first: stop at the first recent one.
       if (entry.atime > cutoff) break;
-      if (entry.pins === 0) victims.push(entry);
+      if (!this.#busy(entry)) victims.push(entry);
     }
     await Promise.all(victims.map((entry) => this.remove(entry, 'inactive')));
     return victims.length;
@@ -170,6 +264,8 @@ export class EntryTable {
         await unlink(contentPath(dir, entry.d)).catch((error: NodeJS.ErrnoException) => {
           if (error.code !== 'ENOENT') throw error;
         });
+        // Only now: a process reading the line finds both the index line and the file gone.
+        if (this.#entries.get(digest) === undefined) this.#journal.remove(digest);
       })
       .catch((error: unknown) => debug('removing %s failed: %s', digest, (error as Error).message))
       .finally(() => {
@@ -206,18 +302,32 @@ export class EntryTable {
     this.#entries.delete(entry.d.digest);
     this.#bytes -= entry.size;
     this.#evicted += 1;
-    this.#journal.remove(entry.d.digest);
     this.#options.events?.publish('evict', { digest: entry.d.digest, size: entry.size, reason });
     return true;
   }
 
-  *#snapshotEntries(): Iterable<readonly [string, number]> {
-    for (const [digest, entry] of this.#entries) yield [digest, entry.atime] as const;
+  /** Pinned here, or used by another process within the guard. */
+  #busy(entry: Entry): boolean {
+    if (entry.pins > 0) return true;
+    return entry.remoteAt > 0 && performance.now() - entry.remoteAt < (this.#options.guardMs ?? 10_000);
   }
 
-  #maybeCompact(): void {
-    if (this.#closed) return;
-    if (this.#journal.appended < Math.max(10_000, this.#entries.size * 4)) return;
-    void this.#journal.snapshot(this.#snapshotEntries()).catch(() => undefined);
+  /** Moves (or adds) an entry to the most recently used end. */
+  #placeLast(entry: Entry): void {
+    this.#entries.delete(entry.d.digest);
+    this.#entries.set(entry.d.digest, entry);
+    if (entry.atime < this.#maxAtime) this.#outOfOrder = true;
+    else this.#maxAtime = entry.atime;
+  }
+
+  /** The entries by access time: re-sorted only when other processes' times broke the order. */
+  #ordered(): Map<string, Entry> {
+    if (!this.#outOfOrder) return this.#entries;
+    const sorted = [...this.#entries.values()].sort((a, b) => a.atime - b.atime);
+    this.#entries.clear();
+    for (const entry of sorted) this.#entries.set(entry.d.digest, entry);
+    this.#maxAtime = sorted.at(-1)?.atime ?? 0;
+    this.#outOfOrder = false;
+    return this.#entries;
   }
 }

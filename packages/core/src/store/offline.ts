@@ -1,8 +1,8 @@
 /**
  * The store seen from outside a running cache: what the operator tools (`drp-server cache ...`)
- * read and change while a daemon may be serving the same directory. Nothing here opens a
- * BlobStore (opening one sweeps the spool directory, which belongs to the daemon); it reads
- * cacache's index, the access journal and the tag files, and removes entries the way the store
+ * read and change while daemons may be serving the same directory. Nothing here opens a
+ * BlobStore (a tool is not a member of the directory: no journal, no lease); it reads
+ * cacache's index, every access journal and the tag files, and removes entries the way the store
  * does (index line first, then the content file), then notes the removal for the daemons (see
  * removal-notes.ts). Removing a file a daemon is streaming is safe: an open file stays
  * readable after unlink, and the daemon's next open of that digest is a miss.
@@ -10,8 +10,8 @@
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import cacache from 'cacache';
-import { AccessJournal } from './access-journal.js';
-import { hashFile, JOURNAL_FILE, removeIndexEntry } from './blob-store.js';
+import { readJournals } from './access-journal.js';
+import { hashFile, removeIndexEntry } from './blob-store.js';
 import { type BlobDigest, blobDigest, blobKey, contentPath } from './digest.js';
 import { noteRemovals } from './removal-notes.js';
 import { TAGS_DIR, type TagEntry } from './tag-index.js';
@@ -31,7 +31,7 @@ export interface StoredEntry {
 /** Every entry of the store in `dir`, least recently used first. */
 export async function listStoredEntries(dir: string): Promise<StoredEntry[]> {
   const listed = await cacache.ls(dir);
-  const { atimes } = await AccessJournal.open(join(dir, JOURNAL_FILE));
+  const { atimes } = await readJournals(dir);
   const entries: StoredEntry[] = [];
   for (const info of Object.values(listed)) {
     if (!info.key.startsWith('blob:')) continue;

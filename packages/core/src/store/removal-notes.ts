@@ -4,8 +4,10 @@
  * `<cacheDir>/drp-removed.log` after deleting the index line and the content file; each daemon
  * polls the file's size and, for every new line, forgets the entry if its content file is gone
  * (it may have stored the blob again since). Lines are small and appended with O_APPEND, so
- * concurrent writers do not interleave. The file is cleared when a store opens: the index it
- * reloads already reflects every removal.
+ * concurrent writers do not interleave. A store that opens starts reading at the file's end
+ * (the index it loads already reflects every removal noted so far); the file is never cleared
+ * on open, since other processes may not have read its last lines yet. The directory's
+ * evictor removes it once nobody has written to it for a while (peer-sync.ts).
  */
 import { open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,10 +40,18 @@ export class RemovalNotesReader {
     this.#file = join(cacheDir, REMOVAL_NOTES_FILE);
   }
 
-  /** Deletes the notes (on store open) and starts from the beginning. */
+  /** Deletes the notes and starts from the beginning (tests; a store uses skipToEnd). */
   async reset(): Promise<void> {
     await unlink(this.#file).catch(() => undefined);
     this.#offset = 0;
+  }
+
+  /** Starts after what is noted now (on store open: the index already reflects it). */
+  async skipToEnd(): Promise<void> {
+    this.#offset = await stat(this.#file).then(
+      (st) => st.size,
+      () => 0,
+    );
   }
 
   /** Digests noted since the last call; empty when nothing changed. */

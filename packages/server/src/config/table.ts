@@ -7,6 +7,7 @@
  * Defaults are the text a variable would hold, so the same parser reads defaults and input.
  */
 import { DEFAULTS as CORE, parseDuration } from '@drp/core';
+import { workerCount } from '../cluster/count.js';
 import * as p from './parsers.js';
 
 export interface Flag {
@@ -269,6 +270,12 @@ export const VARIABLES = Object.freeze({
     default: '30s',
     doc: 'SIGTERM/SIGINT: how long in-flight transfers may take to finish',
     parse: p.durationMs,
+  }),
+  WORKERS: row({
+    default: '1',
+    doc: 'processes serving the one port (node:cluster), each with its own event loop; `auto`: one per CPU',
+    parse: workerCount,
+    flag: { name: 'workers', help: 'worker processes, a number or auto' },
   }),
 
   // --- admission and egress (docs/security.md) ---
