@@ -82,7 +82,7 @@ describe('breaking a stale lease', () => {
   test('many concurrent takers: exactly one wins each round, the fresh lease is never removed', async (t) => {
     const dir = tempDir(t);
     const timing = { heartbeatMs: 50, staleMs: 150 };
-    const d = blobDigest(makeBlob(10).digest);
+    const d = { d: blobDigest(makeBlob(10).digest) };
     for (let round = 0; round < 8; round += 1) {
       const leases = new LeaseDir(join(dir, 'drp-leases'), timing);
       mkdirSync(leases.dir, { recursive: true });
@@ -119,7 +119,7 @@ describe('breaking a stale lease', () => {
     const dir = tempDir(t);
     const timing = { heartbeatMs: 40, staleMs: 200 };
     const leases = new LeaseDir(dir, timing);
-    const d = blobDigest(makeBlob(10).digest);
+    const d = { d: blobDigest(makeBlob(10).digest) };
     const held = await leases.create(d, newRecord(SPOOL));
     assert.ok(held);
     assert.equal(await leases.create(d, newRecord(SPOOL)), undefined, 'O_EXCL');
@@ -173,7 +173,8 @@ describe('hostile lease files in front of a fill', () => {
       t.after(() => store.close());
       const leases = new LeaseDir(join(dir, 'drp-leases'));
       mkdirSync(leases.dir, { recursive: true });
-      plant(dir, leases.path(blobDigest(blob.digest)), blob.data.length);
+      const key = { d: blobDigest(blob.digest), registry: `127.0.0.1:${upstream.port}` };
+      plant(dir, leases.path(key), blob.data.length);
       const options = { cacheDir: dir, store }; // startFront passes `store` on to createRegistryCache
       const front = await startFront(t, upstream.port, options);
       const response = await front.get(blobPath(blob.digest));
