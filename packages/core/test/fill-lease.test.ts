@@ -185,3 +185,21 @@ describe('hostile lease files in front of a fill', () => {
     });
   }
 });
+
+describe('claims across processes', () => {
+  test('keyed by registry and digest: another registry leads its own fill of the same digest', async (t) => {
+    const dir = tempDir(t);
+    const open = () => BlobStore.open({ dir, maxSizeBytes: 1 << 30, inactiveMs: 0 });
+    const [a, b] = await Promise.all([open(), open()]);
+    t.after(() => Promise.all([a.close(), b.close()]));
+    const { digest } = makeBlob(100);
+    const first = await a.claim(digest, { registry: 'one.test:443' });
+    const other = await b.claim(digest, { registry: 'two.test:443' });
+    const same = await b.claim(digest, { registry: 'one.test:443' });
+    assert.deepEqual([first.kind, other.kind, same.kind], ['lead', 'lead', 'follow']);
+    for (const claim of [first, other, same]) {
+      if (claim.kind === 'lead') await claim.lease.release();
+      else await claim.remote.close();
+    }
+  });
+});
