@@ -56,6 +56,12 @@ export interface LeaseRecord {
   readonly meta?: Readonly<Record<string, string>>;
 }
 
+/** What a lease is for: one digest fetched for one registry (fills are keyed by both). */
+export interface LeaseKey {
+  readonly d: BlobDigest;
+  readonly registry?: string | undefined;
+}
+
 /** A lease file as one read saw it. `record` is undefined when the content is not a lease. */
 export interface LeaseSnapshot {
   readonly record: LeaseRecord | undefined;
@@ -159,15 +165,19 @@ export class LeaseDir {
     this.timing = timing;
   }
 
-  path(d: BlobDigest): string {
-    return join(this.dir, `${d.algorithm}-${d.hex}.lease`);
+  path(key: LeaseKey): string {
+    const { d, registry } = key;
+    // Fills are keyed by registry too: one registry's fill never holds another's clients.
+    const scope =
+      registry === undefined ? '' : `.${createHash('sha256').update(registry).digest('hex').slice(0, 16)}`;
+    return join(this.dir, `${d.algorithm}-${d.hex}${scope}.lease`);
   }
 
-  /** Takes the lease of `d` with `record`; undefined when someone holds one. */
-  async create(d: BlobDigest, record: LeaseRecord): Promise<HeldLease | undefined> {
+  /** Takes the lease of `key` with `record`; undefined when someone holds one. */
+  async create(key: LeaseKey, record: LeaseRecord): Promise<HeldLease | undefined> {
     this.#made ??= mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.#made;
-    const path = this.path(d);
+    const path = this.path(key);
     let file: FileHandle;
     try {
       file = await open(path, 'wx', 0o600);
@@ -191,15 +201,15 @@ export class LeaseDir {
    * The lease of `d` now; undefined when there is none. Opened afresh each time: on NFS an open
    * revalidates the attributes (close-to-open), a bare stat may answer from the cache.
    */
-  async read(d: BlobDigest): Promise<LeaseSnapshot | undefined> {
+  async read(key: LeaseKey): Promise<LeaseSnapshot | undefined> {
     let file: FileHandle;
     try {
-      file = await open(this.path(d), constants.O_RDONLY | constants.O_NOFOLLOW);
+      file = await open(this.path(key), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return undefined;
       // A symlink or something unreadable where a lease should be: foreign, judged by staleness.
-      const info = await stat(this.path(d), { bigint: true }).catch(() => undefined);
+      const info = await stat(this.path(key), { bigint: true }).catch(() => undefined);
       if (!info) return undefined;
       return { record: undefined, sig: signature(info), ino: info.ino };
     }
@@ -220,8 +230,8 @@ export class LeaseDir {
    * Removes the lease of `d` if it is still exactly `seen` (which the caller judged stale).
    * True when it did; false when another taker is at it or the lease changed.
    */
-  async breakStale(d: BlobDigest, seen: LeaseSnapshot): Promise<boolean> {
-    const path = this.path(d);
+  async breakStale(key: LeaseKey, seen: LeaseSnapshot): Promise<boolean> {
+    const path = this.path(key);
     const lockPath = `${path}.break`;
     let lock: FileHandle;
     try {
@@ -232,7 +242,7 @@ export class LeaseDir {
       return false;
     }
     try {
-      const now = await this.read(d);
+      const now = await this.read(key);
       if (!now || now.sig !== seen.sig) return false;
       const tomb = `${path}.${randomUUID()}.tomb`;
       try {
