@@ -110,7 +110,8 @@ export class BlobStore implements ContentStore {
         maxBytes: options.maxSizeBytes,
         ...(options.leaseStaleMs === undefined ? {} : { staleMs: options.leaseStaleMs }),
         onChange: (held) => {
-          if (held && store) void store.#becameEvictor().catch(() => undefined);
+          // A takeover: the previous evictor may have died between a commit and its journal line.
+          if (held && store) void store.#becameEvictor(true).catch(() => undefined);
         },
       },
       id,
@@ -160,7 +161,8 @@ export class BlobStore implements ContentStore {
   }
 
   /** The evictor's chores at once: fold dead journals, expire, enforce the cap. */
-  async #becameEvictor(): Promise<void> {
+  async #becameEvictor(takeover = false): Promise<void> {
+    if (takeover) await this.#peers.rescan();
     await this.#peers.foldDeadJournals();
     await this.sweepInactive();
     this.#table.enforceCap();
