@@ -12,6 +12,7 @@ import {
   existsSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   utimesSync,
@@ -25,6 +26,7 @@ import { journalFiles } from '../src/store/access-journal.ts';
 import { BlobStore, type BlobStoreOptions, type BlobStoreStats } from '../src/store/blob-store.ts';
 import { blobMeta, kindOf, manifestMeta } from '../src/store/content-kind.ts';
 import { blobDigest, contentPath } from '../src/store/digest.ts';
+import { EvictorLease } from '../src/store/evictor-lease.ts';
 import { digestOf, ManifestStore } from '../src/store/manifest-store.ts';
 import { type Blob, makeBlob, type TestContextLike, tempDir, until } from './blob-helpers.ts';
 
@@ -410,4 +412,32 @@ test('a manifest another process stored is found by ManifestStore before any jou
   assert.ok(found?.data.equals(body));
   assert.equal(found?.mediaType, 'application/vnd.oci.image.manifest.v1+json');
   assert.equal(b.stats().entries, 1);
+});
+
+test('a lease held on another host is taken over only once its mtime stops moving', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'drp-evictor.lease');
+  writeFileSync(
+    path,
+    `${JSON.stringify({ id: 'far-away-1-abcd', host: 'far-away', pid: 1, maxBytes: 123 })}\n`,
+  );
+  // The far process heartbeats with its own clock, here skewed an hour into the past.
+  let beating = true;
+  const heart = (async () => {
+    while (beating) {
+      const skewed = new Date(Date.now() - 3600_000 + Math.random() * 1000);
+      utimesSync(path, skewed, skewed);
+      await delay(50);
+    }
+  })();
+  const lease = new EvictorLease({ path, maxBytes: 1000, staleMs: 400, heartbeatMs: 50 });
+  await lease.start();
+  t.after(() => lease.close());
+  await delay(1200);
+  assert.equal(lease.held, false, 'a moving mtime is a live holder, whatever its clock says');
+  assert.equal(lease.holder?.maxBytes, 123, "the holder's cap is the one that applies");
+  beating = false;
+  await heart;
+  await until(() => lease.held, 5000);
+  assert.equal(JSON.parse(readFileSync(path, 'utf8')).id, lease.id);
 });
