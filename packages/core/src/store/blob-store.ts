@@ -149,8 +149,14 @@ export class BlobStore implements ContentStore {
       rescanMs: options.rescanMs ?? 10 * 60_000,
     });
     store = new BlobStore(options, id, { table, removalNotes, lease, peers });
-    await lease.start();
-    if (lease.held) await store.#becameEvictor();
+    try {
+      await lease.start();
+      if (lease.held) await store.#becameEvictor();
+    } catch (error) {
+      // No heartbeating lease (nor timers) may outlive a store that failed to open.
+      await store.close().catch(() => undefined);
+      throw error;
+    }
     store.#startTimers();
     return store;
   }
