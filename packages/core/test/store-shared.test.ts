@@ -6,7 +6,7 @@
  * and garbage in shared files is ignored.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
@@ -372,6 +372,8 @@ describe('shared files other processes left', () => {
       ].join('\n'),
     );
     writeFileSync(join(dir, 'drp-evictor.lease'), '{"id": 5, "pid": "x"'); // torn / foreign
+    // A FIFO named like a journal: opening it must not block the reader.
+    assert.equal(spawnSync('mkfifo', [join(dir, 'drp-access.fifo-2-00000000.journal')]).status, 0);
     const store = await BlobStore.open({
       dir,
       maxSizeBytes: 1 << 30,

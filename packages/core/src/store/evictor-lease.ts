@@ -156,7 +156,7 @@ export class EvictorLease {
     try {
       // open, then fstat: on NFS an open revalidates the attributes (close-to-open), a bare
       // stat may answer from the attribute cache and make a live lease look unchanged.
-      handle = await open(this.#options.path, 'r');
+      handle = await open(this.#options.path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;

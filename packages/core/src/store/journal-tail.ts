@@ -6,6 +6,7 @@
  * run without a newline is dropped, so a torn, foreign or hostile file cannot reach the store
  * or memory whole.
  */
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 const MAX_READ = 1024 * 1024;
@@ -48,9 +49,11 @@ export class JournalTail {
     let bytesRead = 0;
     try {
       // open, then fstat: on NFS an open revalidates the attributes (close-to-open).
-      const handle = await open(this.path, 'r');
+      // O_NONBLOCK: a FIFO put in place of a journal must not block a thread-pool thread.
+      const handle = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
         const st = await handle.stat();
+        if (!st.isFile()) return [];
         size = st.size;
         this.mtimeMs = st.mtimeMs;
         if (this.#ino !== st.ino || size < this.#offset) {
