@@ -47,9 +47,17 @@ test('every byte arrives in order while the number of concurrent responses, and 
   assert.equal(first.hash(), expected);
   assert.ok(Math.max(...first.sizes) <= SEND_CHUNK);
   for (const o of others) {
-    assert.equal(o.hash(), createHash('sha256').update(body.subarray(0, 3 * SEND_CHUNK)).digest('hex'));
+    assert.equal(
+      o.hash(),
+      createHash('sha256')
+        .update(body.subarray(0, 3 * SEND_CHUNK))
+        .digest('hex'),
+    );
     // The first chunk is sized before all 16 have started; every later one within the budget.
     assert.ok(Math.max(...o.sizes.slice(1)) <= SEND_CHUNK / 4, `${o.sizes}`);
   }
-  assert.ok(first.sizes.includes(SEND_CHUNK / 4) && first.sizes.includes(SEND_CHUNK), 'the size changed both ways');
+  assert.ok(
+    first.sizes.includes(SEND_CHUNK / 4) && first.sizes.includes(SEND_CHUNK),
+    'the size changed both ways',
+  );
 });
