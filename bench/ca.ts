@@ -12,7 +12,9 @@ import {
   loadOrCreateCA,
 } from '../packages/ca/src/index.ts';
 import { crypto, exportPrivateKeyPem, generateKeyPair } from '../packages/ca/src/keys.ts';
-import { x509 } from '../packages/ca/src/x509.ts';
+import { loadX509 } from '../packages/ca/src/x509.ts';
+
+const x509 = loadX509();
 
 const NAMES = 200;
 

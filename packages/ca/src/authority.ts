@@ -93,11 +93,11 @@ class Authority extends EventEmitter<CaEvents> implements CertificateAuthority {
   readonly fingerprint256: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
-  readonly subject: string;
   readonly keyType: string;
   readonly leafKeyType: LeafKeyType;
   readonly origin: 'created' | 'loaded';
   readonly files: CaFiles | undefined;
+  readonly #ca: ValidatedCa;
   readonly #issuer: LeafIssuer;
   readonly #options: ResolvedCaOptions;
   #lastWarning = Number.NEGATIVE_INFINITY;
@@ -118,7 +118,7 @@ class Authority extends EventEmitter<CaEvents> implements CertificateAuthority {
     this.fingerprint256 = ca.fingerprint256;
     this.notBefore = ca.notBefore;
     this.notAfter = ca.notAfter;
-    this.subject = ca.subject;
+    this.#ca = ca;
     this.keyType = signingKey.description;
     this.leafKeyType = options.leafKeyType;
     this.origin = origin;
@@ -149,7 +149,13 @@ class Authority extends EventEmitter<CaEvents> implements CertificateAuthority {
     this.#timer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_INTERVAL_MS);
     this.#timer.unref();
     this.#startup.unref();
-    debug('CA %s (%s, %s) valid until %s', origin, this.subject, this.keyType, this.notAfter.toISOString());
+    if (debug.enabled)
+      debug('CA %s (%s, %s) valid until %s', origin, this.subject, this.keyType, this.notAfter.toISOString());
+  }
+
+  /** Computed on first read: the RFC 4514 form needs @peculiar/x509, which a start does not load. */
+  get subject(): string {
+    return this.#ca.subject;
   }
 
   get cachedLeaves(): number {

@@ -1,10 +1,14 @@
 import { type KeyObject, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { readCertFields } from './cert-fields.js';
 import { CaError } from './errors.js';
-import { x509 } from './x509.js';
+import { loadX509 } from './x509.js';
 
 /** A CA certificate that passed every check in validateCa(). */
 export interface ValidatedCa {
-  readonly cert: x509.X509Certificate;
+  /** Its subjectKeyIdentifier (hex), when it has one. */
+  readonly subjectKeyId: string | undefined;
+  /** Its DER SubjectPublicKeyInfo. */
+  readonly spki: Buffer;
   readonly certPem: string;
   readonly certDer: Buffer;
   /**
@@ -15,7 +19,14 @@ export interface ValidatedCa {
   readonly fingerprint256: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /** RFC 4514 form; computed on first read (it loads @peculiar/x509, see x509.ts). */
   readonly subject: string;
+}
+
+/** The RFC 4514 subject as @peculiar/x509 writes it (what `subject` has always shown). */
+export function subjectOf(pem: string): string {
+  const x509 = loadX509();
+  return new x509.X509Certificate(pem).subject;
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -32,22 +43,21 @@ export function validateCa(certText: string, key: KeyObject, now: Date, source: 
   const blocks = splitPemCertificates(certText);
   const first = blocks[0];
   if (!first) throw new CaError('CA_INVALID_CERT', `${source} contains no PEM certificate`);
-  let cert: x509.X509Certificate;
   let nodeCert: NodeX509Certificate;
+  let cert: ReturnType<typeof readCertFields>;
   try {
     nodeCert = new NodeX509Certificate(first);
-    cert = new x509.X509Certificate(first);
+    cert = readCertFields(nodeCert.raw);
   } catch (err) {
     throw new CaError('CA_INVALID_CERT', `${source} is not a readable X.509 certificate`, { cause: err });
   }
-  if (!cert.getExtension(x509.BasicConstraintsExtension)?.ca) {
+  if (!cert.basicConstraintsCa) {
     throw new CaError(
       'CA_NOT_A_CA',
       `${source} is not a CA certificate (basicConstraints CA:TRUE is missing): it cannot sign other certificates`,
     );
   }
-  const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
-  if (keyUsage && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+  if (cert.keyCertSign === false) {
     throw new CaError('CA_NOT_A_CA', `${source} has a keyUsage extension without keyCertSign`);
   }
   if (!nodeCert.ca) {
@@ -57,7 +67,7 @@ export function validateCa(certText: string, key: KeyObject, now: Date, source: 
   if (!nodeCert.checkPrivateKey(key)) {
     throw new CaError(
       'CA_KEY_MISMATCH',
-      `The CA key does not belong to the certificate ${source} (subject ${cert.subject})`,
+      `The CA key does not belong to the certificate ${source} (subject ${subjectOf(first)})`,
     );
   }
   if (cert.notAfter.getTime() <= now.getTime()) {
@@ -72,14 +82,19 @@ export function validateCa(certText: string, key: KeyObject, now: Date, source: 
       `The CA certificate ${source} is not valid before ${cert.notBefore.toISOString()}; check the system clock`,
     );
   }
+  let subject: string | undefined;
   return {
-    cert,
+    subjectKeyId: cert.subjectKeyId,
+    spki: cert.spki,
     certPem: first,
     certDer: Buffer.from(nodeCert.raw),
     chainPem: nodeCert.issuer === nodeCert.subject ? '' : blocks.join(''),
     fingerprint256: nodeCert.fingerprint256,
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
-    subject: cert.subject,
+    get subject() {
+      subject ??= subjectOf(first);
+      return subject;
+    },
   };
 }

@@ -1,7 +1,7 @@
 import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type CaKeyType, crypto, exportPrivateKeyPem, generateKeyPair } from './keys.js';
-import { x509 } from './x509.js';
+import { loadX509 } from './x509.js';
 
 const DAY = 86_400_000;
 /** Backdating tolerates clients whose clocks run a little behind the proxy's. */
@@ -40,10 +40,11 @@ export async function createCaCertificate(options: {
   validityDays: number;
   now: Date;
 }): Promise<NewCa> {
+  const x509 = loadX509();
   const keys = await generateKeyPair(options.keyType);
   const notBefore = new Date(options.now.getTime() - BACKDATE_MS);
   const notAfter = new Date(options.now.getTime() + options.validityDays * DAY);
-  const name: x509.JsonName = [
+  const name: import('@peculiar/x509').JsonName = [
     { O: ['drp'] },
     { OU: ['docker registry proxy'] },
     { CN: [options.commonName] },

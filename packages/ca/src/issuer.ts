@@ -17,7 +17,6 @@ import {
 } from './keys.js';
 import { buildLeaf, type LeafTemplate } from './leaf.js';
 import { type LeafName, parseLeafName } from './names.js';
-import { x509 } from './x509.js';
 
 const debug = createDebug('drp:ca');
 const DAY = 86_400_000;
@@ -59,9 +58,7 @@ export class LeafIssuer {
     this.#o = options;
     this.#gate = new Gate(options.concurrency);
     // The CA's own subjectKeyIdentifier when it has one (chain builders match on it), else derived.
-    const caKeyId =
-      options.ca.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ??
-      keyIdentifier(Buffer.from(options.ca.cert.publicKey.rawData));
+    const caKeyId = options.ca.subjectKeyId ?? keyIdentifier(options.ca.spki);
     this.#template = {
       issuer: certificateSubject(options.ca.certDer),
       authorityKeyId: Buffer.from(caKeyId, 'hex'),

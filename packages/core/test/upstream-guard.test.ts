@@ -39,6 +39,9 @@ describe('upstream bounds and egress', () => {
     server.server.on('secureConnection', () => {
       connections += 1;
     });
+    // got loads on the first upstream request; its http2-wrapper makes one TLS context when it
+    // loads (not per connection), so it is loaded before counting.
+    await import('got');
     const created: unknown[] = [];
     const original = tls.createSecureContext;
     tls.createSecureContext = ((options?: tls.SecureContextOptions) => {

@@ -6,12 +6,25 @@
  * registries (REGISTRIES, Docker Hub's hosts) and `other`, so its cardinality is bounded.
  * `aggregator`: how WORKERS=N merges a gauge across workers (cluster/aggregate.ts); figures each
  * worker reads from the one cache directory or CA take the max, the rest sum.
+ *
+ * prom-client (with @opentelemetry/api, tdigest...) is loaded when the registry is first needed
+ * (the first scrape), not at start: it is several MB of a daemon that idles at ~60. Until then
+ * each recording is kept as a small closure and replayed, in order, into the registry when it is
+ * made, so every count since start is there; after MAX_PENDING recordings without a scrape the
+ * registry is made anyway, which bounds that queue. Node's default metrics (process_*,
+ * nodejs_*) start with the registry: cumulative ones (CPU, memory) cover the whole process,
+ * observed ones (GC durations, event-loop lag) start at the first scrape.
  */
+import { createRequire } from 'node:module';
 import type { CacheEvents, RequestOutcome, UpstreamEvent } from '@drp/core';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Histogram, Registry } from 'prom-client';
 import type { ForwardRecord, TunnelRecord } from './mitm.js';
 
+const require = createRequire(import.meta.url);
+const MAX_PENDING = 10_000;
+
 export interface ProxyMetrics {
+  /** prom-client's registry; reading it makes it (and loads prom-client) if no scrape has yet. */
   readonly registry: Registry;
   request(outcome: RequestOutcome): void;
   tunnel(record: TunnelRecord): void;
@@ -33,7 +46,21 @@ export interface MetricsSources {
   readonly version: string;
 }
 
-export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyMetrics {
+interface Instruments {
+  readonly registry: Registry;
+  readonly requests: Counter<'cache_status' | 'request_type' | 'status_class' | 'registry'>;
+  readonly bytes: Counter<'cache_status'>;
+  readonly duration: Histogram<'request_type'>;
+  readonly store: Counter<'event' | 'kind'>;
+  readonly tunnels: Counter<'result'>;
+  readonly tunnelBytes: Counter<'direction'>;
+  readonly forwards: Counter<'status_class'>;
+  readonly upstream: Counter<'registry' | 'status_class'>;
+}
+
+function instruments(live: MetricsSources): Instruments {
+  const { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } =
+    require('prom-client') as typeof import('prom-client');
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -173,49 +200,85 @@ export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyM
     },
   });
 
+  return { registry, requests, bytes, duration, store, tunnels, tunnelBytes, forwards, upstream };
+}
+
+export function createMetrics(events: CacheEvents, live: MetricsSources): ProxyMetrics {
+  let made: Instruments | undefined;
+  let pending: ((m: Instruments) => void)[] = [];
+  const materialize = (): Instruments => {
+    if (!made) {
+      made = instruments(live);
+      for (const op of pending) op(made);
+      pending = [];
+    }
+    return made;
+  };
+  const record = (op: (m: Instruments) => void) => {
+    if (made) op(made);
+    else if (pending.push(op) >= MAX_PENDING) materialize();
+  };
+  // Labels are worked out now (the registry label is configuration; an outcome is not kept).
+  const cacheEvent = (event: string, kind: string) => record((m) => m.store.inc({ event, kind }));
+
   const listeners = {
-    hit: (e: { kind: string }) => store.inc({ event: 'hit', kind: e.kind }),
-    miss: (e: { kind: string }) => store.inc({ event: 'miss', kind: e.kind }),
-    store: (e: { kind: string }) => store.inc({ event: 'store', kind: e.kind }),
-    evict: () => store.inc({ event: 'evict', kind: 'any' }),
-    'verify-failed': () => store.inc({ event: 'verify-failed', kind: 'blob' }),
-    stale: () => store.inc({ event: 'stale', kind: 'manifest' }),
-    'store-skipped': () => store.inc({ event: 'store-skipped', kind: 'any' }),
-    upstream: (e: UpstreamEvent) =>
-      upstream.inc({
+    hit: (e: { kind: string }) => cacheEvent('hit', e.kind),
+    miss: (e: { kind: string }) => cacheEvent('miss', e.kind),
+    store: (e: { kind: string }) => cacheEvent('store', e.kind),
+    evict: () => cacheEvent('evict', 'any'),
+    'verify-failed': () => cacheEvent('verify-failed', 'blob'),
+    stale: () => cacheEvent('stale', 'manifest'),
+    'store-skipped': () => cacheEvent('store-skipped', 'any'),
+    upstream: (e: UpstreamEvent) => {
+      const labels = {
         registry: live.registryLabel(e.registry),
         status_class: e.status === undefined ? 'error' : `${Math.floor(e.status / 100)}xx`,
-      }),
+      };
+      record((m) => m.upstream.inc(labels));
+    },
   } as const;
   for (const [name, fn] of Object.entries(listeners)) events.on(name as 'hit', fn as () => void);
 
   return {
-    registry,
+    get registry() {
+      return materialize().registry;
+    },
     request(o) {
-      const statusClass = `${Math.floor(o.status / 100)}xx`;
-      requests.inc({
+      const labels = {
         cache_status: o.cacheStatus,
         request_type: o.requestType,
-        status_class: statusClass,
+        status_class: `${Math.floor(o.status / 100)}xx`,
         registry: live.registryLabel(o.registry),
+      };
+      const { cacheStatus, requestType, bytes } = o;
+      const seconds = o.totalMs / 1000;
+      record((m) => {
+        m.requests.inc(labels);
+        m.bytes.inc({ cache_status: cacheStatus }, bytes);
+        m.duration.observe({ request_type: requestType }, seconds);
       });
-      bytes.inc({ cache_status: o.cacheStatus }, o.bytes);
-      duration.observe({ request_type: o.requestType }, o.totalMs / 1000);
     },
     tunnel(r) {
-      tunnels.inc({ result: r.error ? 'error' : 'ok' });
-      tunnelBytes.inc({ direction: 'in' }, r.bytesIn);
-      tunnelBytes.inc({ direction: 'out' }, r.bytesOut);
+      const { bytesIn, bytesOut } = r;
+      const result = r.error ? 'error' : 'ok';
+      record((m) => {
+        m.tunnels.inc({ result });
+        m.tunnelBytes.inc({ direction: 'in' }, bytesIn);
+        m.tunnelBytes.inc({ direction: 'out' }, bytesOut);
+      });
     },
     forward(r) {
-      forwards.inc({ status_class: `${Math.floor(r.status / 100)}xx` });
+      const statusClass = `${Math.floor(r.status / 100)}xx`;
+      record((m) => m.forwards.inc({ status_class: statusClass }));
     },
     async render() {
+      const { registry } = materialize();
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
     close() {
       for (const [name, fn] of Object.entries(listeners)) events.off(name as 'hit', fn as () => void);
-      registry.clear();
+      made?.registry.clear();
+      pending = [];
     },
   };
 }

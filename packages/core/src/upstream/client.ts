@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import createDebug from 'debug';
-import got, { type Got, type Request as GotRequest, type PlainResponse } from 'got';
+import type { Got, Request as GotRequest, PlainResponse } from 'got';
 import { DrpError } from '../api/errors.js';
 import type { ResolvedUpstream } from '../options.js';
 import { createAgents, type UpstreamAgents } from './agents.js';
@@ -69,7 +69,8 @@ export interface UpstreamHooks {
 }
 
 export class UpstreamClient {
-  readonly #got: Got;
+  /** got and its dependencies (~17 MB resident) load on the first upstream request, not at start. */
+  #got: Promise<Got> | undefined;
   readonly #agents: UpstreamAgents;
   readonly #options: ResolvedUpstream;
   readonly #tokens: BearerTokens | undefined;
@@ -87,18 +88,25 @@ export class UpstreamClient {
       ? new BearerTokens(credentials, (target, path, headers) => this.#fetchText(target, path, headers))
       : undefined;
     this.#agents = createAgents(options);
-    this.#got = got.extend({
-      agent: { http: this.#agents.http, https: this.#agents.https },
-      decompress: false,
-      throwHttpErrors: false,
-      retry: { limit: 0 },
-      http2: false,
-      ...(options.ipFamily ? { dnsLookupIpVersion: options.ipFamily } : {}),
-      https: { rejectUnauthorized: options.verifyTls },
-      // got adds its own user-agent unless told not to; registries see the client's.
-      headers: { 'user-agent': undefined },
-      hooks: { beforeRedirect: [refuseDowngrade] },
-    });
+  }
+
+  #client(): Promise<Got> {
+    const options = this.#options;
+    this.#got ??= import('got').then(({ default: got }) =>
+      got.extend({
+        agent: { http: this.#agents.http, https: this.#agents.https },
+        decompress: false,
+        throwHttpErrors: false,
+        retry: { limit: 0 },
+        http2: false,
+        ...(options.ipFamily ? { dnsLookupIpVersion: options.ipFamily } : {}),
+        https: { rejectUnauthorized: options.verifyTls },
+        // got adds its own user-agent unless told not to; registries see the client's.
+        headers: { 'user-agent': undefined },
+        hooks: { beforeRedirect: [refuseDowngrade] },
+      }),
+    );
+    return this.#got;
   }
 
   /** Sends a request; resolves when response headers arrive, rejects with a DrpError before that. */
@@ -144,13 +152,14 @@ export class UpstreamClient {
     return { status: response.status, body: Buffer.concat(chunks).toString('utf8') };
   }
 
-  #send(target: UpstreamTarget, request: UpstreamRequest): Promise<UpstreamResponse> {
+  async #send(target: UpstreamTarget, request: UpstreamRequest): Promise<UpstreamResponse> {
+    const client = await this.#client();
     const method = request.method.toUpperCase();
     const follow = request.followRedirects ?? (method === 'GET' || method === 'HEAD');
     const url = `${targetOrigin(target)}${request.path}`;
     const started = performance.now();
     const timeouts = this.#options;
-    const stream: GotRequest = this.#got.stream(url, {
+    const stream: GotRequest = client.stream(url, {
       method: method as 'GET',
       headers: request.headers ?? {},
       followRedirect: follow,
