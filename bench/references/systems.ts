@@ -74,6 +74,8 @@ export interface DrpOptions {
   caDir?: string;
   /** Every line drp-server writes (its access log is JSON lines on stdout). */
   onLine?: (line: string) => void;
+  /** Another built checkout to run drp-server from (bench/ab.ts); default this one. */
+  root?: string;
 }
 
 /**
@@ -94,22 +96,26 @@ export async function startDrp(
     ...(process.env.DRP_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     ...(opts.nodeArgs ?? []),
   ];
-  const daemon = h.spawn(benchNode(), [...nodeArgs, join(REPO_ROOT, 'packages/server/bin/drp-server.js')], {
-    env: {
-      ...NO_PROXY_ENV,
-      PORT: String(port),
-      BIND: '127.0.0.1',
-      CACHE_DIR: cacheDir,
-      CA_DIR: caDir,
-      REGISTRIES: upstreamName,
-      UPSTREAM_MAPPINGS: `${upstreamName}=${upstream.hostPort}`,
-      UPSTREAM_CA_FILE: ca.certPath,
-      DEBUG: undefined,
-      ...opts.env,
+  const daemon = h.spawn(
+    benchNode(),
+    [...nodeArgs, join(opts.root ?? REPO_ROOT, 'packages/server/bin/drp-server.js')],
+    {
+      env: {
+        ...NO_PROXY_ENV,
+        PORT: String(port),
+        BIND: '127.0.0.1',
+        CACHE_DIR: cacheDir,
+        CA_DIR: caDir,
+        REGISTRIES: upstreamName,
+        UPSTREAM_MAPPINGS: `${upstreamName}=${upstream.hostPort}`,
+        UPSTREAM_CA_FILE: ca.certPath,
+        DEBUG: undefined,
+        ...opts.env,
+      },
+      keepLines: 50,
+      ...(opts.onLine ? { onLine: opts.onLine } : {}),
     },
-    keepLines: 50,
-    ...(opts.onLine ? { onLine: opts.onLine } : {}),
-  });
+  );
   const proxyUrl = `http://127.0.0.1:${port}`;
   let caPem = '';
   await waitFor('drp-server', daemon, async () => {

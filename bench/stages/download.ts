@@ -33,7 +33,22 @@ function info(r: { bytes: number; chunks: number }) {
   return { bytes: r.bytes, info: { chunks: r.chunks, meanChunkKiB: Math.round(r.bytes / r.chunks / 1024) } };
 }
 
-export async function downloadGot(o: DownloadOptions): Promise<StageResult> {
+/**
+ * `response`: got still makes the request (agent, redirects, timeouts), but the body is read from
+ * the IncomingMessage it exposes, in flowing mode, without got's Duplex (what upstream/client.ts
+ * does): no read() / downloadProgress / push per 16 KiB record.
+ */
+function gotResponseBody(stream: ReturnType<typeof got.stream>): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    stream.once('error', reject);
+    stream.once('response', (response: Readable) => {
+      response.removeAllListeners('readable');
+      resolve(response);
+    });
+  });
+}
+
+export async function downloadGot(o: DownloadOptions, response = false): Promise<StageResult> {
   const agent = new Agent({ keepAlive: true, ca: o.ca });
   const client = got.extend({
     agent: { https: agent },
@@ -43,9 +58,14 @@ export async function downloadGot(o: DownloadOptions): Promise<StageResult> {
     http2: false,
     headers: { 'user-agent': undefined },
   });
-  const fetch = (n: number) => drain(client.stream(`${o.url}/bytes/${n}`));
+  const fetch = async (n: number) => {
+    const stream = client.stream(`${o.url}/bytes/${n}`);
+    return drain(response ? await gotResponseBody(stream) : stream);
+  };
   await fetch(16 * MiB);
-  const r = await timed('download-got', async () => info(await fetch(o.bytes)));
+  const r = await timed(response ? 'download-got-response' : 'download-got', async () =>
+    info(await fetch(o.bytes)),
+  );
   agent.destroy();
   return r;
 }

@@ -54,6 +54,7 @@ try {
 
   const all: StageSpec[] = [
     { kind: 'download-got', bytes, url, caPath: ca.certPath },
+    { kind: 'download-got-response', bytes, url, caPath: ca.certPath },
     { kind: 'download-https', bytes, url, caPath: ca.certPath },
     { kind: 'sha256-main', bytes, update: 16 * KiB },
     { kind: 'sha256-main', bytes, update: MiB },

@@ -9,7 +9,12 @@ import type { StageResult } from './measure.ts';
 import { spool } from './spool.ts';
 
 export type StageSpec =
-  | { kind: 'download-got' | 'download-https'; bytes: number; url: string; caPath: string }
+  | {
+      kind: 'download-got' | 'download-got-response' | 'download-https';
+      bytes: number;
+      url: string;
+      caPath: string;
+    }
   | { kind: 'sha256-main'; bytes: number; update: number }
   | { kind: 'sha256-worker'; bytes: number; batch: number; inflight: number }
   | { kind: 'spool'; bytes: number; dir: string; mode: 'writev' | 'write'; batch: number }
@@ -27,9 +32,11 @@ export type StageSpec =
 async function runStage(s: StageSpec): Promise<StageResult> {
   switch (s.kind) {
     case 'download-got':
+    case 'download-got-response':
     case 'download-https': {
       const o = { url: s.url, ca: readFileSync(s.caPath, 'utf8'), bytes: s.bytes };
-      return s.kind === 'download-got' ? downloadGot(o) : downloadHttps(o);
+      if (s.kind === 'download-https') return downloadHttps(o);
+      return downloadGot(o, s.kind === 'download-got-response');
     }
     case 'sha256-main':
       return hashMain(s.bytes, s.update);

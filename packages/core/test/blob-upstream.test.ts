@@ -230,6 +230,25 @@ describe('upstream client', () => {
     await assert.rejects(text(r.body), (e) => isDrpError(e) && e.code === 'DRP_UPSTREAM_TIMEOUT');
   });
 
+  test('a large body (read from the response itself) arrives whole, and times out when it stalls', async (t) => {
+    const h = createHarness(t);
+    const size = 1024 * 1024;
+    const s = await h.startHttpsServer((req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(200, { 'content-length': size });
+      res.write(Buffer.alloc(256 * 1024, 1));
+      if (req.url === '/whole') res.end(Buffer.alloc(size - 256 * 1024, 2));
+      // '/stall': the rest never comes
+    });
+    const c = client(t, { caCertificates: s.caCertPem, readTimeout: '1s' });
+    const target = { host: '127.0.0.1', port: s.port };
+    const whole = await c.request(target, { method: 'GET', path: '/whole' });
+    let bytes = 0;
+    for await (const chunk of whole.body) bytes += (chunk as Buffer).length;
+    assert.equal(bytes, size);
+    const stalled = await c.request(target, { method: 'GET', path: '/stall' });
+    await assert.rejects(text(stalled.body), (e) => isDrpError(e) && e.code === 'DRP_UPSTREAM_TIMEOUT');
+  });
+
   test('a slow but steady body is never cut by a total-time cap', async (t) => {
     const h = createHarness(t);
     const s = await h.startHttpsServer(async (_req: IncomingMessage, res: ServerResponse) => {
