@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { blobDigest, contentPath } from '../src/store/digest.ts';
-import { decodeRecord, type LeaseRecord } from '../src/store/fill-lease.ts';
+import { decodeRecord, encodeRecord, LeaseDir, type LeaseRecord } from '../src/store/fill-lease.ts';
 import {
   type Blob,
   blobPath,
@@ -96,8 +96,11 @@ function blobGets(upstream: TestUpstream) {
 
 function leaseOf(dir: string, blob: Blob): LeaseRecord | undefined {
   const { algorithm, hex } = blobDigest(blob.digest);
+  const leases = join(dir, 'drp-leases');
   try {
-    return decodeRecord(readFileSync(join(dir, 'drp-leases', `${algorithm}-${hex}.lease`)));
+    // Named by digest and (a hash of) the registry: fills are keyed by both.
+    const name = readdirSync(leases).find((n) => n.startsWith(`${algorithm}-${hex}`) && n.endsWith('.lease'));
+    return name ? decodeRecord(readFileSync(join(leases, name))) : undefined;
   } catch {
     return undefined;
   }
@@ -210,9 +213,6 @@ describe('cross-process single-flight', { concurrency: false }, () => {
     const blob = makeBlob(1000);
     const dir = tempDir(t);
     const leases = join(dir, 'drp-leases');
-    const { algorithm, hex } = blobDigest(blob.digest);
-    const { mkdirSync, writeFileSync } = await import('node:fs');
-    const { encodeRecord } = await import('../src/store/fill-lease.ts');
     for (let round = 0; round < 2; round += 1) {
       mkdirSync(leases, { recursive: true });
       const staleId = `stale-${round}`;
@@ -224,7 +224,7 @@ describe('cross-process single-flight', { concurrency: false }, () => {
         spool: '00000000-0000-4000-8000-000000000001.part',
         state: 'streaming',
       };
-      writeFileSync(join(leases, `${algorithm}-${hex}.lease`), encodeRecord(stale));
+      writeFileSync(new LeaseDir(leases).path({ d: blobDigest(blob.digest) }), encodeRecord(stale));
       const takers = [0, 1, 2, 3, 4, 5].map(() =>
         spawn(process.execPath, ['--import', 'tsx', TAKER], {
           env: { ...process.env, LEASE_DIR: leases, DIGEST: blob.digest, STALE_ID: staleId },
@@ -246,7 +246,6 @@ describe('cross-process single-flight', { concurrency: false }, () => {
       assert.equal(leaseOf(dir, blob)?.id, won[0]?.slice(4), "the lease file is the winner's");
       for (const taker of takers) taker.kill('SIGKILL');
       await until(() => takers.every((taker) => taker.exitCode !== null || taker.signalCode !== null));
-      const { rmSync } = await import('node:fs');
       rmSync(leases, { recursive: true, force: true });
     }
   });

@@ -82,7 +82,7 @@ describe('breaking a stale lease', () => {
   test('many concurrent takers: exactly one wins each round, the fresh lease is never removed', async (t) => {
     const dir = tempDir(t);
     const timing = { heartbeatMs: 50, staleMs: 150 };
-    const d = blobDigest(makeBlob(10).digest);
+    const d = { d: blobDigest(makeBlob(10).digest) };
     for (let round = 0; round < 8; round += 1) {
       const leases = new LeaseDir(join(dir, 'drp-leases'), timing);
       mkdirSync(leases.dir, { recursive: true });
@@ -119,7 +119,7 @@ describe('breaking a stale lease', () => {
     const dir = tempDir(t);
     const timing = { heartbeatMs: 40, staleMs: 200 };
     const leases = new LeaseDir(dir, timing);
-    const d = blobDigest(makeBlob(10).digest);
+    const d = { d: blobDigest(makeBlob(10).digest) };
     const held = await leases.create(d, newRecord(SPOOL));
     assert.ok(held);
     assert.equal(await leases.create(d, newRecord(SPOOL)), undefined, 'O_EXCL');
@@ -173,7 +173,8 @@ describe('hostile lease files in front of a fill', () => {
       t.after(() => store.close());
       const leases = new LeaseDir(join(dir, 'drp-leases'));
       mkdirSync(leases.dir, { recursive: true });
-      plant(dir, leases.path(blobDigest(blob.digest)), blob.data.length);
+      const key = { d: blobDigest(blob.digest), registry: `127.0.0.1:${upstream.port}` };
+      plant(dir, leases.path(key), blob.data.length);
       const options = { cacheDir: dir, store }; // startFront passes `store` on to createRegistryCache
       const front = await startFront(t, upstream.port, options);
       const response = await front.get(blobPath(blob.digest));
@@ -183,4 +184,22 @@ describe('hostile lease files in front of a fill', () => {
       assert.equal(upstream.count('GET', '/blobs/'), 1);
     });
   }
+});
+
+describe('claims across processes', () => {
+  test('keyed by registry and digest: another registry leads its own fill of the same digest', async (t) => {
+    const dir = tempDir(t);
+    const open = () => BlobStore.open({ dir, maxSizeBytes: 1 << 30, inactiveMs: 0 });
+    const [a, b] = await Promise.all([open(), open()]);
+    t.after(() => Promise.all([a.close(), b.close()]));
+    const { digest } = makeBlob(100);
+    const first = await a.claim(digest, { registry: 'one.test:443' });
+    const other = await b.claim(digest, { registry: 'two.test:443' });
+    const same = await b.claim(digest, { registry: 'one.test:443' });
+    assert.deepEqual([first.kind, other.kind, same.kind], ['lead', 'lead', 'follow']);
+    for (const claim of [first, other, same]) {
+      if (claim.kind === 'lead') await claim.lease.release();
+      else await claim.remote.close();
+    }
+  });
 });

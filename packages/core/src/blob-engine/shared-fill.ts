@@ -5,16 +5,19 @@
  * other processes follow) or follows another process's fill (`RemoteFillSource`). Either way
  * it is the one CursorSource this process's clients read.
  */
+import createDebug from 'debug';
 import { DrpError } from '../api/errors.js';
 import type { CacheEvents } from '../events.js';
 import { FETCHED_BY_KEY, KIND_KEY } from '../store/content-kind.js';
-import type { ContentMeta, ContentStore, FillLease } from '../store/content-store.js';
+import type { ContentMeta, ContentStore, FillClaim, FillLease } from '../store/content-store.js';
 import { blobDigest } from '../store/digest.js';
 import type { BlobCursor, CursorSource } from './cursor.js';
 import { Fill } from './fill.js';
 import type { FillHost } from './fill-support.js';
 import { RemoteFillSource } from './remote-fill.js';
 import type { FillFetch, FillInfo, FillStart } from './types.js';
+
+const debug = createDebug('drp:flight');
 
 /** Followed fills that end without the blob before a byte (declined for their leader): claim again. */
 const CLAIM_ATTEMPTS = 3;
@@ -120,7 +123,14 @@ export class SharedFill implements CursorSource {
     const d = blobDigest(this.digest);
     const { registry, name, meta } = this.info;
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS && store.claim; attempt += 1) {
-      const claim = await store.claim(this.digest, { registry, name, meta });
+      let claim: FillClaim;
+      try {
+        claim = await store.claim(this.digest, { registry, name, meta });
+      } catch (error) {
+        // Leases unusable (a read-only or odd directory): single-flight in this process only.
+        debug('%s: no claim (%s); fetching alone', this.digest, (error as Error).message);
+        break;
+      }
       if (claim.kind === 'lead') return this.#lead(claim.lease);
       const follow = new RemoteFillSource(claim.remote, d, this.info, {
         lead: (lease) => this.#continue(lease),
@@ -133,7 +143,7 @@ export class SharedFill implements CursorSource {
       if (start.kind === 'streaming') return { streaming: true, size: start.size };
       if (start.kind === 'lead') return this.#lead(start.lease);
     }
-    // Every fill followed ended without the blob: ask upstream for this client alone.
+    // No claim, or every fill followed ended without the blob: ask upstream for this process alone.
     const { events } = this.#host;
     return this.#startFill({ store, events, remove: () => this.#host.remove(this) });
   }

@@ -21,7 +21,14 @@ import type {
   WriteContext,
 } from './content-store.js';
 import { type BlobDigest, blobDigest, blobKey, contentPath } from './digest.js';
-import { type HeldLease, type LeaseDir, type LeaseSnapshot, newRecord, SPOOL_NAME } from './fill-lease.js';
+import {
+  type HeldLease,
+  type LeaseDir,
+  type LeaseKey,
+  type LeaseSnapshot,
+  newRecord,
+  SPOOL_NAME,
+} from './fill-lease.js';
 import { SpoolFollower } from './spool-follow.js';
 
 const debug = createDebug('drp:lease');
@@ -61,15 +68,16 @@ export class FillClaims {
 
   async claim(digest: string, context: ClaimContext = {}): Promise<FillClaim> {
     const d = blobDigest(digest);
+    const key: LeaseKey = { d, registry: context.registry };
     const { meta, ...writeContext } = context;
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt += 1) {
       // Committed by another process (its entry may not be in this process's table yet).
       const committed = await this.committedBlob(d);
-      if (committed) return { kind: 'follow', remote: new SpoolFollower(this, d) };
-      const held = await this.leases.create(d, newRecord(`${randomUUID()}.part`, undefined, meta));
+      if (committed) return { kind: 'follow', remote: new SpoolFollower(this, key) };
+      const held = await this.leases.create(key, newRecord(`${randomUUID()}.part`, undefined, meta));
       if (held) return { kind: 'lead', lease: new SpoolLease(this, d, held, writeContext) };
-      const seen = await this.leases.read(d);
-      if (seen) return { kind: 'follow', remote: new SpoolFollower(this, d, seen) };
+      const seen = await this.leases.read(key);
+      if (seen) return { kind: 'follow', remote: new SpoolFollower(this, key, seen) };
     }
     throw new DrpError('DRP_INTERNAL', `the lease of ${digest} keeps changing`);
   }
@@ -91,10 +99,11 @@ export class FillClaims {
    * copies the dead leader's bytes into it through a store writer (which hashes them). The
    * fill then continues from `resumeFrom`. Undefined when another process won.
    */
-  async takeOver(d: BlobDigest, seen: LeaseSnapshot): Promise<SpoolLease | undefined> {
-    if (!(await this.leases.breakStale(d, seen))) return undefined;
+  async takeOver(key: LeaseKey, seen: LeaseSnapshot): Promise<SpoolLease | undefined> {
+    const { d } = key;
+    if (!(await this.leases.breakStale(key, seen))) return undefined;
     const held = await this.leases.create(
-      d,
+      key,
       newRecord(`${randomUUID()}.part`, seen.record?.id, seen.record?.meta),
     );
     if (!held) return undefined;

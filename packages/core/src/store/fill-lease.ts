@@ -16,17 +16,24 @@
  *   takers exactly one wins, and a fresh lease is never deleted.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { constants, statSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { type FileHandle, link, mkdir, open, rename, stat, unlink, utimes } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import type { BlobDigest } from './digest.js';
+import { decodeRecord, encodeRecord, holderDead, type LeaseRecord } from './fill-lease-record.js';
+
+export {
+  decodeRecord,
+  encodeRecord,
+  holderDead,
+  type LeaseRecord,
+  newRecord,
+  SPOOL_NAME,
+} from './fill-lease-record.js';
 
 const debug = createDebug('drp:lease');
 
-/** Spool files are `<uuid>.part` in the spool directory; nothing else is ever opened by name. */
-export const SPOOL_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.part$/;
 /** A lease file is a few hundred bytes; anything bigger is not one. */
 const MAX_LEASE_BYTES = 4096;
 
@@ -40,20 +47,10 @@ export interface LeaseTiming {
 /** 5 s heartbeat, stale after 15 s unchanged: a dead leader is replaced within ~16 s. */
 export const DEFAULT_LEASE_TIMING: LeaseTiming = { heartbeatMs: 5000, staleMs: 15_000 };
 
-export interface LeaseRecord {
-  readonly id: string;
-  readonly host: string;
-  /** The holder's pid namespace (its pid means something only there). */
-  readonly ns: string;
-  readonly pid: number;
-  /** The spool file (name only, in the spool directory) the holder writes. */
-  readonly spool: string;
-  /** The lease this one took over (the new spool starts with a copy of its bytes). */
-  readonly prev?: string;
-  readonly state: 'connecting' | 'streaming';
-  readonly size?: number;
-  /** What the entry will be committed with (its kind, the auth class that fetched it). */
-  readonly meta?: Readonly<Record<string, string>>;
+/** What a lease is for: one digest fetched for one registry (fills are keyed by both). */
+export interface LeaseKey {
+  readonly d: BlobDigest;
+  readonly registry?: string | undefined;
 }
 
 /** A lease file as one read saw it. `record` is undefined when the content is not a lease. */
@@ -62,90 +59,6 @@ export interface LeaseSnapshot {
   /** Inode, size and mtime: any change means the holder is alive. */
   readonly sig: string;
   readonly ino: bigint;
-}
-
-const here = { host: hostname(), ns: pidNamespace() };
-
-function pidNamespace(): string {
-  try {
-    return String(statSync('/proc/self/ns/pid').ino);
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** A record for a new lease held by this process. */
-export function newRecord(spool: string, prev?: string, meta?: Record<string, string>): LeaseRecord {
-  return {
-    ...(meta ? { meta } : {}),
-    id: randomUUID(),
-    host: here.host,
-    ns: here.ns,
-    pid: process.pid,
-    spool,
-    ...(prev ? { prev } : {}),
-    state: 'connecting',
-  };
-}
-
-/** True when the record's holder is a process of this pid namespace that no longer exists. */
-export function holderDead(record: LeaseRecord): boolean {
-  if (record.host !== here.host || record.ns !== here.ns || record.ns === 'unknown') return false;
-  if (record.pid === process.pid) return false;
-  try {
-    process.kill(record.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-export function encodeRecord(record: LeaseRecord): Buffer {
-  const json = JSON.stringify(record);
-  return Buffer.from(`${json}\n${checksum(json)}\n`);
-}
-
-/** Parses a lease file's bytes; undefined for anything that is not a whole, valid lease. */
-export function decodeRecord(bytes: Buffer): LeaseRecord | undefined {
-  const text = bytes.toString('utf8');
-  const match = /^(\{[^\n]*\})\n([0-9a-f]{16})\n$/.exec(text);
-  if (!match || checksum(match[1] as string) !== match[2]) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(match[1] as string);
-  } catch {
-    return undefined;
-  }
-  return validRecord(value);
-}
-
-function validRecord(value: unknown): LeaseRecord | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const r = value as Record<string, unknown>;
-  const text = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
-  if (!text(r.id, 64) || !text(r.host, 255) || !text(r.ns, 64)) return undefined;
-  if (typeof r.pid !== 'number' || !Number.isSafeInteger(r.pid) || r.pid <= 0) return undefined;
-  if (typeof r.spool !== 'string' || !SPOOL_NAME.test(r.spool)) return undefined;
-  if (r.prev !== undefined && !text(r.prev, 64)) return undefined;
-  if (r.state !== 'connecting' && r.state !== 'streaming') return undefined;
-  if (r.size !== undefined && (typeof r.size !== 'number' || !Number.isSafeInteger(r.size) || r.size < 0)) {
-    return undefined;
-  }
-  if (r.meta !== undefined && !validMeta(r.meta)) return undefined;
-  return r as unknown as LeaseRecord;
-}
-
-function validMeta(meta: unknown): boolean {
-  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return false;
-  const entries = Object.entries(meta);
-  return (
-    entries.length <= 16 &&
-    entries.every(([k, v]) => k.length <= 64 && typeof v === 'string' && v.length <= 256)
-  );
-}
-
-function checksum(json: string): string {
-  return createHash('sha256').update(json).digest('hex').slice(0, 16);
 }
 
 /** The lease directory of one cache directory. */
@@ -159,15 +72,19 @@ export class LeaseDir {
     this.timing = timing;
   }
 
-  path(d: BlobDigest): string {
-    return join(this.dir, `${d.algorithm}-${d.hex}.lease`);
+  path(key: LeaseKey): string {
+    const { d, registry } = key;
+    // Fills are keyed by registry too: one registry's fill never holds another's clients.
+    const scope =
+      registry === undefined ? '' : `.${createHash('sha256').update(registry).digest('hex').slice(0, 16)}`;
+    return join(this.dir, `${d.algorithm}-${d.hex}${scope}.lease`);
   }
 
-  /** Takes the lease of `d` with `record`; undefined when someone holds one. */
-  async create(d: BlobDigest, record: LeaseRecord): Promise<HeldLease | undefined> {
+  /** Takes the lease of `key` with `record`; undefined when someone holds one. */
+  async create(key: LeaseKey, record: LeaseRecord): Promise<HeldLease | undefined> {
     this.#made ??= mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.#made;
-    const path = this.path(d);
+    const path = this.path(key);
     let file: FileHandle;
     try {
       file = await open(path, 'wx', 0o600);
@@ -191,15 +108,15 @@ export class LeaseDir {
    * The lease of `d` now; undefined when there is none. Opened afresh each time: on NFS an open
    * revalidates the attributes (close-to-open), a bare stat may answer from the cache.
    */
-  async read(d: BlobDigest): Promise<LeaseSnapshot | undefined> {
+  async read(key: LeaseKey): Promise<LeaseSnapshot | undefined> {
     let file: FileHandle;
     try {
-      file = await open(this.path(d), constants.O_RDONLY | constants.O_NOFOLLOW);
+      file = await open(this.path(key), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return undefined;
       // A symlink or something unreadable where a lease should be: foreign, judged by staleness.
-      const info = await stat(this.path(d), { bigint: true }).catch(() => undefined);
+      const info = await stat(this.path(key), { bigint: true }).catch(() => undefined);
       if (!info) return undefined;
       return { record: undefined, sig: signature(info), ino: info.ino };
     }
@@ -220,8 +137,8 @@ export class LeaseDir {
    * Removes the lease of `d` if it is still exactly `seen` (which the caller judged stale).
    * True when it did; false when another taker is at it or the lease changed.
    */
-  async breakStale(d: BlobDigest, seen: LeaseSnapshot): Promise<boolean> {
-    const path = this.path(d);
+  async breakStale(key: LeaseKey, seen: LeaseSnapshot): Promise<boolean> {
+    const path = this.path(key);
     const lockPath = `${path}.break`;
     let lock: FileHandle;
     try {
@@ -232,7 +149,7 @@ export class LeaseDir {
       return false;
     }
     try {
-      const now = await this.read(d);
+      const now = await this.read(key);
       if (!now || now.sig !== seen.sig) return false;
       const tomb = `${path}.${randomUUID()}.tomb`;
       try {

@@ -11,10 +11,11 @@ import { type FileHandle, open } from 'node:fs/promises';
 import type { ReadAt, RemoteFill, RemoteState } from './content-store.js';
 import type { BlobDigest } from './digest.js';
 import type { FillClaims } from './fill-claims.js';
-import { type LeaseSnapshot, StaleWatch } from './fill-lease.js';
+import { type LeaseKey, type LeaseSnapshot, StaleWatch } from './fill-lease.js';
 
 export class SpoolFollower implements RemoteFill {
   readonly #claims: FillClaims;
+  readonly #key: LeaseKey;
   readonly #d: BlobDigest;
   readonly #watch: StaleWatch;
   /** The lease id this follower follows; a takeover's lease names it as `prev`. */
@@ -27,9 +28,10 @@ export class SpoolFollower implements RemoteFill {
   #closed = false;
 
   /** Without `seen`: the entry was found committed. */
-  constructor(claims: FillClaims, d: BlobDigest, seen?: LeaseSnapshot) {
+  constructor(claims: FillClaims, key: LeaseKey, seen?: LeaseSnapshot) {
     this.#claims = claims;
-    this.#d = d;
+    this.#key = key;
+    this.#d = key.d;
     this.#watch = new StaleWatch(claims.leases.timing.staleMs);
     if (seen) {
       this.#last = seen;
@@ -39,7 +41,7 @@ export class SpoolFollower implements RemoteFill {
   }
 
   async poll(): Promise<RemoteState> {
-    const snapshot = await this.#claims.leases.read(this.#d);
+    const snapshot = await this.#claims.leases.read(this.#key);
     if (!snapshot) return this.#ended();
     const record = snapshot.record;
     if (record) {
@@ -63,13 +65,19 @@ export class SpoolFollower implements RemoteFill {
     const file = this.#file;
     if (!file) return into.subarray(0, 0);
     const { bytesRead } = await file.read(into, 0, into.length, position);
-    return into.subarray(0, bytesRead);
+    if (bytesRead > 0) return into.subarray(0, bytesRead);
+    // A takeover's spool may still be copying what the previous one holds: read it there.
+    for (const previous of [...this.#previous].reverse()) {
+      const older = await previous.read(into, 0, into.length, position);
+      if (older.bytesRead > 0) return into.subarray(0, older.bytesRead);
+    }
+    return into.subarray(0, 0);
   };
 
   async takeOver() {
     const seen = this.#last;
     if (!seen || this.#closed) return undefined;
-    const lease = await this.#claims.takeOver(this.#d, seen);
+    const lease = await this.#claims.takeOver(this.#key, seen);
     if (!lease) return undefined;
     this.#followed = lease.id;
     await this.#openSource(this.#claims.spoolFile(lease.spool));
