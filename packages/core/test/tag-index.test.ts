@@ -66,3 +66,25 @@ test('the whole index is capped by entries and bytes, across a restart, and its 
   assert.equal(files(cacheDir).length, small.entries);
   assert.ok(await small.get(entry('t79', 'anonymous')));
 });
+
+test('two processes on one index: rewrites and invalidations are seen at once, the per-tag bound counts both', async () => {
+  const cacheDir = tempDir();
+  const [a, b] = [new TagIndex(cacheDir), new TagIndex(cacheDir)];
+  await a.load();
+  await b.load();
+  const first = entry('v1', 'anonymous', 1);
+  await a.put(first);
+  assert.equal((await b.get(first))?.fetchedAt, 1);
+  assert.equal((await a.get(first))?.fetchedAt, 1); // remembered by a
+  await b.put({ ...first, digest: `sha256:${'b'.repeat(64)}`, fetchedAt: 2 });
+  assert.equal((await a.get(first))?.digest, `sha256:${'b'.repeat(64)}`, "a sees b's rewrite");
+  await b.invalidate(first); // a push through b
+  assert.equal(await a.get(first), undefined, "a sees b's invalidation");
+
+  for (let i = 0; i < 24; i += 1) await a.put(entry('v2', `bearer:a${i}`));
+  for (let i = 0; i < 24; i += 1) await b.put(entry('v2', `bearer:b${i}`));
+  const v2 = files(cacheDir).length;
+  assert.equal(v2, MAX_VARIANTS_PER_TAG, 'one bound for the tag, whoever wrote the variants');
+  assert.equal(await b.get(entry('v2', 'bearer:a0')), undefined, 'the oldest went first');
+  assert.ok(await b.get(entry('v2', 'bearer:b23')));
+});

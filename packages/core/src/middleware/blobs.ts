@@ -62,7 +62,8 @@ export function createBlobHandler(deps: BlobHandlerDeps): BlobHandler {
     }
     const request = accessRequest(ctx, deps, digest);
     if (ctx.method === 'HEAD') {
-      const handle = stored ? await deps.engine.open(digest) : undefined;
+      // open, not peek: another process's commit is a hit here too.
+      const handle = await deps.engine.open(digest);
       if (handle) return serveStored(ctx, deps, request, handle);
       return headMiss(ctx, deps);
     }
@@ -176,6 +177,8 @@ async function serveStored(
   blob: ContentHandle,
 ): Promise<void> {
   try {
+    // peek may not have known it yet (stored as a manifest by another process): never the bytes.
+    if (kindOf(blob.meta) === 'manifest') return await deps.passthrough(ctx);
     if (await deps.access.allowed(ctx, request, fetchedByOf(blob.meta))) await serveHit(ctx, deps, blob);
   } finally {
     await blob.release();

@@ -17,7 +17,7 @@
  * anything a password could be brute-forced from without that key.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { dirname } from 'node:path';
 import createDebug from 'debug';
@@ -49,9 +49,19 @@ function loadKey(path: string): Buffer {
     // not there yet
   }
   const key = randomBytes(32);
+  // Written whole to a temp file, then linked into place (fails if another process won): a
+  // process starting at the same moment never reads a created but still empty key file.
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileSync(path, key, { mode: 0o600, flag: 'wx' });
+    writeFileSync(tmp, key, { mode: 0o600, flag: 'wx' });
+    try {
+      linkSync(tmp, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
+      // No hard links on this volume (e.g. SMB): create it exclusively instead.
+      writeFileSync(path, key, { mode: 0o600, flag: 'wx' });
+    }
     return key;
   } catch {
     try {
@@ -62,6 +72,8 @@ function loadKey(path: string): Buffer {
     }
     debug('cannot persist the auth-class key at %s; classes will not survive a restart', path);
     return key;
+  } finally {
+    rmSync(tmp, { force: true });
   }
 }
 

@@ -7,7 +7,7 @@
  *
  * Each process appends only to its own file, `drp-access.<process id>.journal` (one writer per
  * file: no interleaving even where O_APPEND is not atomic, as on NFS), in batches (one write
- * per flush interval; a commit is flushed at once so other processes learn of it quickly).
+ * per flush interval; a commit is flushed before it returns, so other processes learn of it).
  * Every process tails the others' files (journal-tail.ts). `drp-access.journal` is the base: a
  * merged snapshot written only by the directory's evictor (temp file + rename), which folds the
  * files of processes that are gone into it. Lines are hints, never authority: existence comes
@@ -112,12 +112,11 @@ export class AccessJournal {
     return this.#appended;
   }
 
-  /** Records a use; `now` writes it at once (a commit other processes should see soon). */
-  touch(digest: string, at: number, now = false): void {
+  /** Records a use (written with the next flush). */
+  touch(digest: string, at: number): void {
     const ms = Math.round(at);
     this.#own.set(digest, ms);
     this.#append(`T ${digest} ${ms}`);
-    if (now) void this.flush();
   }
 
   remove(digest: string): void {

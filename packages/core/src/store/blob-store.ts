@@ -128,7 +128,8 @@ export class BlobStore implements ContentStore {
         maxBytes: options.maxSizeBytes,
         ...(options.leaseStaleMs === undefined ? {} : { staleMs: options.leaseStaleMs }),
         onChange: (held) => {
-          if (held && store) void store.#becameEvictor().catch(() => undefined);
+          // A takeover: the previous evictor may have died between a commit and its journal line.
+          if (held && store) void store.#becameEvictor(true).catch(() => undefined);
         },
       },
       id,
@@ -166,8 +167,14 @@ export class BlobStore implements ContentStore {
       rescanMs: options.rescanMs ?? 10 * 60_000,
     });
     store = new BlobStore(options, id, { table, removalNotes, lease, peers });
-    await lease.start();
-    if (lease.held) await store.#becameEvictor();
+    try {
+      await lease.start();
+      if (lease.held) await store.#becameEvictor();
+    } catch (error) {
+      // No heartbeating lease (nor timers) may outlive a store that failed to open.
+      await store.close().catch(() => undefined);
+      throw error;
+    }
     store.#startTimers();
     return store;
   }
@@ -178,7 +185,8 @@ export class BlobStore implements ContentStore {
   }
 
   /** The evictor's chores at once: fold dead journals, expire, enforce the cap. */
-  async #becameEvictor(): Promise<void> {
+  async #becameEvictor(takeover = false): Promise<void> {
+    if (takeover) await this.#peers.rescan();
     await this.#peers.foldDeadJournals();
     await this.sweepInactive();
     this.#table.enforceCap();

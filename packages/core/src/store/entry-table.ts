@@ -143,12 +143,13 @@ export class EntryTable {
     this.#journal.touch(entry.d.digest, entry.atime);
   }
 
-  add(d: BlobDigest, size: number, meta: ContentMeta | undefined, ms: number): void {
+  /** Records a commit; resolves when its journal line is written (other processes learn of it). */
+  add(d: BlobDigest, size: number, meta: ContentMeta | undefined, ms: number): Promise<void> {
     const previous = this.#entries.get(d.digest);
     if (previous) {
       previous.meta = meta;
       this.touch(previous);
-      return;
+      return Promise.resolve();
     }
     const entry = newEntry(d, size, meta, this.#options.now());
     this.#placeLast(entry);
@@ -156,9 +157,11 @@ export class EntryTable {
     this.#stored += 1;
     entry.journaledAt = performance.now();
     // At once: the other processes learn of the commit (and count its bytes) within a poll.
-    this.#journal.touch(d.digest, entry.atime, true);
+    this.#journal.touch(d.digest, entry.atime);
+    const written = this.#journal.flush();
     this.#options.events?.publish('store', { kind: 'blob', digest: d.digest, size, ms: Math.round(ms) });
     this.enforceCap();
+    return written;
   }
 
   /** Takes in an entry another process committed (found on disk): no event, counted once. */

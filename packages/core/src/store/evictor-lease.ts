@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
+import { open, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import createDebug from 'debug';
 
@@ -152,15 +152,23 @@ export class EvictorLease {
   }
 
   async #read(): Promise<{ info: LeaseInfo | undefined; key: string } | undefined> {
+    let handle: Awaited<ReturnType<typeof open>>;
     try {
-      const [text, st] = await Promise.all([
-        readFile(this.#options.path, 'utf8'),
-        stat(this.#options.path, { bigint: false }),
-      ]);
-      return { info: parseLease(text.slice(0, 4096)), key: `${st.ino}:${st.mtimeMs}:${st.size}` };
+      // open, then fstat: on NFS an open revalidates the attributes (close-to-open), a bare
+      // stat may answer from the attribute cache and make a live lease look unchanged.
+      handle = await open(this.#options.path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
+    }
+    try {
+      const st = await handle.stat();
+      const buffer = Buffer.alloc(4096);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      const info = parseLease(buffer.subarray(0, bytesRead).toString('utf8'));
+      return { info, key: `${st.ino}:${st.mtimeMs}:${st.size}` };
+    } finally {
+      await handle.close();
     }
   }
 

@@ -6,7 +6,8 @@
  * run without a newline is dropped, so a torn, foreign or hostile file cannot reach the store
  * or memory whole.
  */
-import { open, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 const MAX_READ = 1024 * 1024;
 /** Longer than any real line (`T sha512:<128 hex> <ms>` is 150 bytes). */
@@ -43,24 +44,25 @@ export class JournalTail {
   async read(): Promise<JournalLine[]> {
     this.more = false;
     let size: number;
-    try {
-      const st = await stat(this.path);
-      size = st.size;
-      this.mtimeMs = st.mtimeMs;
-      if (this.#ino !== st.ino || size < this.#offset) {
-        this.#ino = st.ino;
-        this.#offset = 0;
-      }
-    } catch {
-      return [];
-    }
-    if (size === this.#offset) return [];
-    const length = Math.min(size - this.#offset, MAX_READ);
-    const buffer = Buffer.alloc(length);
+    let length: number;
+    let buffer: Buffer;
     let bytesRead = 0;
     try {
-      const handle = await open(this.path, 'r');
+      // open, then fstat: on NFS an open revalidates the attributes (close-to-open).
+      // O_NONBLOCK: a FIFO put in place of a journal must not block a thread-pool thread.
+      const handle = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
+        const st = await handle.stat();
+        if (!st.isFile()) return [];
+        size = st.size;
+        this.mtimeMs = st.mtimeMs;
+        if (this.#ino !== st.ino || size < this.#offset) {
+          this.#ino = st.ino;
+          this.#offset = 0;
+        }
+        if (size === this.#offset) return [];
+        length = Math.min(size - this.#offset, MAX_READ);
+        buffer = Buffer.alloc(length);
         ({ bytesRead } = await handle.read(buffer, 0, length, this.#offset));
       } finally {
         await handle.close();

@@ -22,6 +22,13 @@ export interface ContentBackend {
   ): { readonly size: number; readonly meta: Record<string, string> | undefined } | undefined;
   readBuffer(digest: string): Promise<{ data: Buffer; meta: Record<string, string> | undefined } | undefined>;
   putBuffer(digest: string, data: Buffer, meta?: Record<string, string>): Promise<void>;
+  /**
+   * `peek` with a look at the disk: an entry another process sharing the directory committed
+   * (BlobStore implements it; a store without it is one process's alone).
+   */
+  discover?(
+    digest: string,
+  ): Promise<{ readonly size: number; readonly meta: Record<string, string> | undefined } | undefined>;
 }
 
 export interface StoredManifest {
@@ -56,8 +63,20 @@ export class ManifestStore {
   }
 
   /** A stored manifest; undefined for a miss, and for a digest stored as a blob or too big. */
+  /** The entry as this process knows it, or as the disk has it (another process's commit). */
+  async #info(digest: string): Promise<ReturnType<ContentBackend['peek']>> {
+    const known = this.#backend.peek(digest);
+    if (known || !this.#backend.discover) return known;
+    try {
+      return await this.#backend.discover(digest);
+    } catch (error) {
+      debug('cannot look up %s: %O', digest, error);
+      return undefined;
+    }
+  }
+
   async get(digest: string): Promise<StoredManifest | undefined> {
-    const entry = this.#backend.peek(digest);
+    const entry = await this.#info(digest);
     if (!entry || kindOf(entry.meta) !== 'manifest' || entry.size > MAX_MANIFEST_BYTES) return undefined;
     let found: Awaited<ReturnType<ContentBackend['readBuffer']>>;
     try {
@@ -80,7 +99,7 @@ export class ManifestStore {
    * manifest public. Serving never depends on it.
    */
   async put(digest: string, data: Buffer, mediaType: string, authClass: AuthClass): Promise<boolean> {
-    const existing = this.#backend.peek(digest);
+    const existing = await this.#info(digest);
     if (existing) {
       if (kindOf(existing.meta) !== 'manifest') return false;
       const previous = fetchedByOf(existing.meta);

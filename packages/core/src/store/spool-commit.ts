@@ -75,7 +75,7 @@ export async function commitSpoolFile(target: CommitTarget, spool: SpoolFile): P
     events?.publish('store-skipped', { ...eventContext(context), digest, size, reason });
     return false;
   }
-  table.add(d, size, meta, performance.now() - started);
+  await table.add(d, size, meta, performance.now() - started);
   return true;
 }
 

@@ -9,12 +9,22 @@
  * the index without end. A tag keeps at most MAX_VARIANTS_PER_TAG entries and the whole index
  * at most `maxEntries` and `maxBytes` (least recently written go first); its bytes count in
  * the cache's size cap (`bytes`, read by the blob store).
+ *
+ * Several processes may share the directory: every write is a temp file with a unique name then
+ * a rename, so a reader sees the old or the new entry, never a torn one; a read checks the
+ * file's identity (inode, mtime, size) before trusting its memory, so a tag another process
+ * rewrote or invalidated (a push) is seen at once; a write counts the tag's variants on disk
+ * (every process's), and the whole index is rescanned every few minutes so its bounds hold
+ * for the directory. Temp files are removed on load only once older than the grace: a younger
+ * one may be another process's write in flight.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import createDebug from 'debug';
 import type { TierName } from '../policy/tiers.js';
+import { SPOOL_GRACE_MS } from './spool-gc.js';
 
 const debug = createDebug('drp:tags');
 
@@ -23,6 +33,13 @@ export const TAGS_DIR = 'drp-tags';
 const MEMO_LIMIT = 10_000;
 /** Accept classes times auth classes one tag may hold. */
 export const MAX_VARIANTS_PER_TAG = 32;
+/** Other processes write entries too: the whole index is re-read this often (on a write). */
+const RESCAN_MS = 5 * 60_000;
+
+/** What a file looked like when it was read: unchanged identity = unchanged content. */
+function identity(st: Stats | undefined): string {
+  return st ? `${st.ino}:${st.mtimeMs}:${st.size}` : 'none';
+}
 
 export interface TagIndexLimits {
   readonly maxEntries: number;
@@ -102,12 +119,14 @@ function isEntry(value: unknown): value is TagEntry {
 export class TagIndex {
   readonly #dir: string;
   readonly #limits: TagIndexLimits;
-  readonly #memo = new Map<string, TagEntry | null>();
+  readonly #memo = new Map<string, { entry: TagEntry | null; identity: string }>();
   /** Every entry file with its size, least recently written first. */
   readonly #files = new Map<string, number>();
   /** Entry files per tag directory, least recently written first. */
   readonly #perTag = new Map<string, Set<string>>();
   #bytes = 0;
+  #scannedAt = 0;
+  #rescanning: Promise<void> | undefined;
 
   constructor(
     cacheDir: string,
@@ -132,22 +151,59 @@ export class TagIndex {
     for (const tagDir of await listDir(this.#dir)) {
       for (const name of await listDir(join(this.#dir, tagDir))) {
         const file = join(this.#dir, tagDir, name);
-        if (name.endsWith('.tmp')) {
-          await unlink(file).catch(() => undefined);
-          continue;
-        }
-        if (!name.endsWith('.json')) continue;
+        if (!name.endsWith('.json') && !name.endsWith('.tmp')) continue;
+        let info: Stats;
         try {
-          const info = await stat(file);
-          found.push({ file, size: info.size, mtime: info.mtimeMs });
+          info = await stat(file);
         } catch {
-          // removed meanwhile
+          continue; // removed meanwhile
         }
+        if (name.endsWith('.json')) found.push({ file, size: info.size, mtime: info.mtimeMs });
+        else if (Date.now() - info.mtimeMs > SPOOL_GRACE_MS) await unlink(file).catch(() => undefined);
       }
     }
     found.sort((a, b) => a.mtime - b.mtime);
+    // Replaced in one step: a put meanwhile sees either the old or the new accounting.
+    this.#files.clear();
+    this.#perTag.clear();
+    this.#bytes = 0;
     for (const { file, size } of found) this.#track(file, size);
+    this.#scannedAt = performance.now();
     await this.#enforce(undefined);
+  }
+
+  /** Re-reads the whole index in the background once RESCAN_MS have passed. */
+  #maybeRescan(): void {
+    if (this.#rescanning || performance.now() - this.#scannedAt < RESCAN_MS) return;
+    this.#rescanning = this.load()
+      .catch((error: unknown) => debug('tag index rescan failed: %O', error))
+      .finally(() => {
+        this.#rescanning = undefined;
+      });
+  }
+
+  /** Tracks the tag's entry files on disk (other processes write them too), oldest first. */
+  async #syncTag(dir: string): Promise<void> {
+    const found: { file: string; size: number; mtime: number }[] = [];
+    for (const name of await listDir(dir)) {
+      if (!name.endsWith('.json')) continue;
+      const file = join(dir, name);
+      try {
+        const info = await stat(file);
+        found.push({ file, size: info.size, mtime: info.mtimeMs });
+      } catch {
+        // removed meanwhile
+      }
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    const present = new Set(found.map((f) => f.file));
+    for (const file of [...(this.#perTag.get(dir) ?? [])]) if (!present.has(file)) this.#untrack(file);
+    const set = new Set<string>();
+    for (const { file, size } of found) {
+      if (this.#files.get(file) !== size) this.#track(file, size);
+      set.add(file);
+    }
+    if (set.size > 0) this.#perTag.set(dir, set);
   }
 
   #track(file: string, size: number): void {
@@ -204,9 +260,9 @@ export class TagIndex {
     return join(this.#tagDir(key), `${hash(key.accept, key.authClass)}.json`);
   }
 
-  #remember(file: string, entry: TagEntry | null): void {
+  #remember(file: string, entry: TagEntry | null, identity: string): void {
     this.#memo.delete(file);
-    this.#memo.set(file, entry);
+    this.#memo.set(file, { entry, identity });
     if (this.#memo.size > MEMO_LIMIT) {
       const oldest = this.#memo.keys().next().value;
       if (oldest !== undefined) this.#memo.delete(oldest);
@@ -215,8 +271,10 @@ export class TagIndex {
 
   async get(key: TagKey): Promise<TagEntry | undefined> {
     const file = this.#file(key);
+    // Another process may have rewritten or removed it: memory counts only for the same file.
+    const seen = identity(await stat(file).catch(() => undefined));
     const memo = this.#memo.get(file);
-    if (memo !== undefined) return memo ?? undefined;
+    if (memo !== undefined && memo.identity === seen) return memo.entry ?? undefined;
     let entry: TagEntry | null = null;
     try {
       const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
@@ -235,25 +293,30 @@ export class TagIndex {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
         debug('unreadable tag entry %s: %O', file, error);
     }
-    this.#remember(file, entry);
+    this.#remember(file, entry, seen);
     return entry ?? undefined;
   }
 
   /** Writes (replaces) an entry. Failures to persist are reported but the memory copy stays. */
   async put(entry: TagEntry): Promise<void> {
     const file = this.#file(entry);
-    this.#remember(file, entry);
+    this.#remember(file, entry, 'pending');
     const tmp = `${file}.${randomUUID()}.tmp`;
     const text = `${JSON.stringify(entry)}\n`;
     try {
       await mkdir(this.#tagDir(entry), { recursive: true, mode: 0o700 });
       await writeFile(tmp, text, { mode: 0o600 });
       await rename(tmp, file);
+      this.#remember(file, entry, identity(await stat(file).catch(() => undefined)));
+      await this.#syncTag(this.#tagDir(entry));
       this.#track(file, Buffer.byteLength(text));
       await this.#enforce(file);
+      this.#maybeRescan();
     } catch (error) {
       debug('cannot persist tag entry for %s/%s:%s: %O', entry.registry, entry.name, entry.tag, error);
       await rm(tmp, { force: true }).catch(() => undefined);
+      // Kept in memory while the file stays as it is.
+      this.#remember(file, entry, identity(await stat(file).catch(() => undefined)));
     }
   }
 
