@@ -69,12 +69,27 @@ function workerPids(sys: System): number[] {
   return tree.length > 1 ? tree.slice(1) : tree;
 }
 
+/**
+ * startDrp waits 20 s for a daemon; on a machine this loaded (load average 30+ on 2 cores) a
+ * start sometimes takes longer: one more try before the section fails.
+ */
+async function patiently(env: BenchEnv, start: () => Promise<System>): Promise<System> {
+  try {
+    return await start();
+  } catch (error) {
+    env.log(`a drp start failed (${(error as Error).message.split('\n')[0]}); trying once more`);
+    return start();
+  }
+}
+
 async function startWorkers(
   env: BenchEnv,
   workers: number,
   extra: Record<string, string> = {},
 ): Promise<System> {
-  const sys = await startDrp(env.h, env.upstream, { env: { WORKERS: String(workers), ...extra } });
+  const sys = await patiently(env, () =>
+    startDrp(env.h, env.upstream, { env: { WORKERS: String(workers), ...extra } }),
+  );
   // startDrp returns once one worker answers; wait for all of them.
   const proxy = String(sys.info.proxy);
   for (let i = 0; i < 200; i++) {
@@ -308,8 +323,12 @@ export async function scaleBench(env: BenchEnv): Promise<Figure[]> {
     const blob = await pushBlob(env, size, `herd-${run}`);
     const cacheDir = env.h.tempDir('scale-shared-cache');
     const caDir = env.h.tempDir('scale-shared-ca');
-    const a = await startDrp(env.h, env.upstream, { caDir, env: { CACHE_DIR: cacheDir } });
-    const b = await startDrp(env.h, env.upstream, { caDir, env: { CACHE_DIR: cacheDir } });
+    const a = await patiently(env, () =>
+      startDrp(env.h, env.upstream, { caDir, env: { CACHE_DIR: cacheDir } }),
+    );
+    const b = await patiently(env, () =>
+      startDrp(env.h, env.upstream, { caDir, env: { CACHE_DIR: cacheDir } }),
+    );
     try {
       await env.warmUp(a);
       await env.warmUp(b);
