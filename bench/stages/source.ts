@@ -5,7 +5,6 @@
 //
 //   CERT=... KEY=... node --import tsx bench/stages/source.ts
 import { readFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomSource, writeCycled } from './measure.ts';
