@@ -57,6 +57,7 @@ test('the size cap holds across replicas: blobs stored through two replicas neve
     assert.equal(got.digest, layer.digest);
   }
   // Both replicas stored some: the cap is the directory's, not each process's.
+  await until('6 request lines', () => r.replicas.flatMap((x) => x.requests()).length >= 6);
   const stored = r.replicas.map((x) => x.requests({ upstream_cache_status: 'MISS' }).length);
   assert.ok(
     stored.every((n) => n > 0),
@@ -107,6 +108,8 @@ test('WORKERS=2: a blob cached through one worker is a hit through the other', a
     assert.equal(got.status, 200);
     assert.equal(got.digest, blob);
   }
+  // A line is written when the response has finished, maybe after curl has exited.
+  await until('7 request lines', () => drp.requests({ request_type: 'blob-by-digest' }).length >= 7);
   const lines = drp.requests({ request_type: 'blob-by-digest' });
   const hitWorkers = new Set(lines.filter((l) => l.upstream_cache_status === 'HIT').map((l) => l.worker));
   assert.deepEqual([...hitWorkers].sort(), [1, 2], JSON.stringify(lines));

@@ -54,6 +54,8 @@ test('WORKERS=2: worker ids in the log, /metrics sums both, a killed worker come
     assert.equal(got.status, 200);
     assert.equal(got.digest, image.config.digest);
   }
+  // A line is written when the response has finished, maybe after curl has exited.
+  await until('8 request lines', () => drp.requests({ request_type: 'blob-by-digest' }).length >= 8);
   const served = drp.requests({ request_type: 'blob-by-digest' });
   assert.equal(served.length, 8);
   const workersSeen = new Set(served.map((l) => l.worker));
@@ -98,6 +100,7 @@ test('WORKERS=2: worker ids in the log, /metrics sums both, a killed worker come
   assert.equal(metricSum(metrics.body, 'drp_worker_restarts_total'), 1);
   const before = drp.requests().length;
   for (let i = 0; i < 4; i++) assert.equal((await fetchBlob(image.config.digest)).status, 200);
+  await until('4 more request lines', () => drp.requests().length >= before + 4);
   assert.deepEqual(
     [
       ...new Set(
