@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { blobDigest, contentPath } from '../src/store/digest.ts';
@@ -116,6 +116,27 @@ function assertServed(responses: FrontResponse[], blob: Blob): void {
 
 const get = (node: Node, blob: Blob, headers = {}) => request(node.port, blobPath(blob.digest), headers);
 
+/** A GET whose body is not read until `resume()`; resolves like `request`. */
+function pausedGet(node: Node, blob: Blob): { resume(): Promise<FrontResponse> } {
+  const response = new Promise<IncomingMessage>((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port: node.port, path: blobPath(blob.digest) }, resolve);
+    req.once('error', reject);
+  });
+  return {
+    async resume() {
+      const res = await response;
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const complete = await new Promise<boolean>((resolve) => {
+        res.once('end', () => resolve(res.complete));
+        res.once('error', () => resolve(false));
+        res.once('close', () => resolve(res.complete));
+      });
+      return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete } as FrontResponse;
+    },
+  };
+}
+
 describe('cross-process single-flight', { concurrency: false }, () => {
   test('3 processes x 3 clients on one cold blob: 1 upstream GET, every client the right bytes; a hit afterwards in all', async (t) => {
     const blob = makeBlob(8 * MiB);
@@ -132,6 +153,25 @@ describe('cross-process single-flight', { concurrency: false }, () => {
     );
     assertServed(await Promise.all(nodes.map((node) => get(node, blob))), blob);
     assert.equal(blobGets(upstream).length, 1, 'committed by one process: a hit in all');
+  });
+
+  test('a slow client of a follower reads the whole blob after the follower verified (bytes past the window come from the file)', async (t) => {
+    // More than the follower's 8 MiB window: a client far behind reads the rest from disk.
+    const blob = makeBlob(24 * MiB);
+    const upstream = await startUpstream(t, slowBlob(blob));
+    const dir = tempDir(t);
+    const [leader, follower] = [await startNode(t, dir, upstream.port), await startNode(t, dir, upstream.port)];
+    const led = get(leader as Node, blob);
+    await until(() => leaseOf(dir, blob)?.state === 'streaming');
+    // Connected, but reads nothing until the fill is committed and the follower has verified.
+    const slow = pausedGet(follower as Node, blob);
+    assertServed([await led], blob);
+    await until(
+      () => leaseOf(dir, blob) === undefined && existsSync(contentPath(dir, blobDigest(blob.digest))),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assertServed([await slow.resume()], blob);
+    assert.equal(blobGets(upstream).length, 1, 'one upstream GET');
   });
 
   for (const ignoreRange of [false, true]) {

@@ -259,7 +259,8 @@ export class RemoteFillSource implements CursorSource {
     this.#verified = true;
     this.#notify();
     this.#host.ended();
-    void this.#remote.close().catch(() => undefined);
+    // Cursors behind the window still read the file: it is closed when the last one detaches.
+    if (this.#cursors.size === 0) this.stop();
   }
 
   #fail(error: Error, reason?: 'mismatch' | 'truncated'): void {
