@@ -132,7 +132,12 @@ function pausedGet(node: Node, blob: Blob): { resume(): Promise<FrontResponse> }
         res.once('error', () => resolve(false));
         res.once('close', () => resolve(res.complete));
       });
-      return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete } as FrontResponse;
+      return {
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        body: Buffer.concat(chunks),
+        complete,
+      } as FrontResponse;
     },
   };
 }
@@ -160,7 +165,10 @@ describe('cross-process single-flight', { concurrency: false }, () => {
     const blob = makeBlob(24 * MiB);
     const upstream = await startUpstream(t, slowBlob(blob));
     const dir = tempDir(t);
-    const [leader, follower] = [await startNode(t, dir, upstream.port), await startNode(t, dir, upstream.port)];
+    const [leader, follower] = [
+      await startNode(t, dir, upstream.port),
+      await startNode(t, dir, upstream.port),
+    ];
     const led = get(leader as Node, blob);
     await until(() => leaseOf(dir, blob)?.state === 'streaming');
     // Connected, but reads nothing until the fill is committed and the follower has verified.
@@ -208,6 +216,34 @@ describe('cross-process single-flight', { concurrency: false }, () => {
       assert.ok(stored.equals(blob.data), 'committed whole and right');
     });
   }
+
+  test('kill -9 of the only process mid-fill, then a new one: it takes the dead lease over, resumes with Range and serves the whole blob', async (t) => {
+    const blob = makeBlob(12 * MiB);
+    const stallAfter = 3 * MiB;
+    const upstream = await startUpstream(t, slowBlob(blob, { stallAfter }));
+    const dir = tempDir(t);
+    const first = await startNode(t, dir, upstream.port);
+    const cut = get(first, blob);
+    await until(() => {
+      const lease = leaseOf(dir, blob);
+      if (lease?.state !== 'streaming') return false;
+      const spool = join(dir, 'drp-spool', lease.spool);
+      return existsSync(spool) && statSync(spool).size === stallAfter;
+    });
+    first.child.kill('SIGKILL');
+    assert.ok(!(await cut).complete, "the killed process's client is cut");
+    // A restart: the lease names a dead pid of this host, so it is stale at once.
+    const second = await startNode(t, dir, upstream.port);
+    assertServed(await Promise.all([get(second, blob), get(second, blob)]), blob);
+    const gets = blobGets(upstream);
+    assert.equal(gets.length, 2, 'the first GET and one resume');
+    assert.equal(gets[1]?.headers.range, `bytes=${stallAfter}-`, 'resumed at the spool length');
+    await until(() => existsSync(contentPath(dir, blobDigest(blob.digest))));
+    assert.ok(
+      readFileSync(contentPath(dir, blobDigest(blob.digest))).equals(blob.data),
+      'committed whole and right',
+    );
+  });
 
   test('a leader that writes a wrong byte: no follower serves the blob whole, nothing is committed', async (t) => {
     const blob = makeBlob(4 * MiB);

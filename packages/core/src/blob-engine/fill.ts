@@ -160,6 +160,8 @@ export class Fill implements CursorSource {
     this.#size = body.size;
     this.#received = body.received;
     this.#skip = body.skip;
+    // Resumed: the writer holds the first `resumeFrom` bytes; the window continues after them.
+    this.#bytes.window.startAt(resumeFrom);
     // Listening for the end first: the body may fail while the writer is being created.
     const ended = endOf(response.body);
     ended.catch(() => undefined);

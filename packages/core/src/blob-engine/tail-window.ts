@@ -28,6 +28,12 @@ export class TailWindow {
     return this.#end;
   }
 
+  /** Starts an empty window at `offset` (a resumed fill: the bytes before it are in the store). */
+  startAt(offset: number): void {
+    if (this.#chunks.length > 0) throw new Error('the window already holds bytes');
+    this.#end = offset;
+  }
+
   /** Appends the bytes that follow `end`. */
   push(data: Buffer): void {
     this.#chunks.push({ offset: this.#end, data });
