@@ -117,12 +117,17 @@ test('kill -9 in the middle of a cold 200 MB pull, restart on the same cache: th
   );
   await front.counter.settle();
   await settleLog(drp);
-  // The half-written layer was not kept: fetched again, whole, and logged as a MISS.
+  // The half-written layer was never an entry (a MISS). The restart took the dead run's fill
+  // over (its lease names a dead pid): the bytes already spooled were re-hashed and only the
+  // rest was asked for, with one Range request (the third pull below re-hashes every byte).
   assert.deepEqual(statuses(drp, big), ['MISS'], describe(drp.lines));
   const refetched = front.counter.requests({ method: 'GET', kind: 'blob', reference: big });
+  assert.equal(refetched.length, 1, front.counter.summary());
+  const resumedAt = Number(/^bytes=(\d+)-$/.exec(String(refetched[0]?.headers?.range))?.[1]);
+  assert.ok(resumedAt > 0 && resumedAt <= killedAt, `resumed at ${resumedAt} (killed at ${killedAt})`);
   assert.deepEqual(
     refetched.map((r) => [r.status, r.bytes]),
-    [[200, image.layers[0]!.size]],
+    [[206, image.layers[0]!.size - resumedAt]],
   );
 
   // And what is cached now is right: a third pull is all HITs, every byte re-hashed by the test.
