@@ -2,7 +2,7 @@
 // same run. Prints a markdown table of medians with drp/reference ratios and the targets of
 // issues 8 and 13, and writes the whole result (samples included) as JSON to bench/results/.
 //
-//   node --import tsx bench/run.ts [--node PATH] [throughput|misses|pull|manifests|wan|scale ...]
+//   node --import tsx bench/run.ts [--node PATH] [idle|throughput|misses|pull|manifests|wan|scale ...]
 //                          (default: all); --node or BENCH_NODE=PATH: drp-server runs on
 //                          that Node binary (the bench itself stays on the one that started it)
 //   BENCH_QUICK=1          fewer runs per figure
@@ -13,6 +13,7 @@
 import { copyFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { idleBench } from './idle.ts';
 import { pullBench } from './pull.ts';
 import { createBenchEnv } from './references/env.ts';
 import { benchNodeVersion, takeNodeArg } from './references/node.ts';
@@ -25,6 +26,7 @@ import { missesBench } from './throughput-misses.ts';
 import { wanBench } from './wan.ts';
 
 const BENCHES = {
+  idle: idleBench,
   throughput: throughputBench,
   misses: missesBench,
   pull: pullBench,
