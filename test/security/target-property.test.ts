@@ -220,7 +220,9 @@ describe('the dispatcher, over real sockets', () => {
         async ([method, target]) => {
           // Bytes a request line cannot hold are the HTTP parser's business, not the router's.
           if (/[\r\n]/.test(target)) return;
-          current = target;
+          // A space ends the request-target (RFC 9112 request-line): what follows it is the
+          // parser's business too. The router must see exactly the part before it.
+          current = target.split(' ')[0] ?? '';
           const before = routed.length;
           await send(`${method} ${target} HTTP/1.1`);
           for (const r of routed.slice(before)) {
@@ -239,7 +241,8 @@ describe('the dispatcher, over real sockets', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      // A target with a space in it (found by a run of this property) is checked every time.
+      { numRuns: 300, examples: [[['GET', 'http://A? ']]] },
     );
     assert.ok(
       routed.length > 30,
