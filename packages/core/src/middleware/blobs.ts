@@ -11,7 +11,6 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { ociErrorBody } from '../api/errors.js';
 import { relayResponse, sendError, writeHead } from '../api/respond.js';
 import type { BlobEngine, BlobResult, FillResume } from '../blob-engine/index.js';
-
 import type { RequestContext } from '../context.js';
 import type { CacheEvents } from '../events.js';
 import { blobEtag, notModified, type RangeResult, rangeFor } from '../http/range.js';
